@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the CUDA variant here for sm_90 (H100/H200) and packs it into
+# dist/hymeval-cuda/ with the cJSON shared library beside the binary (rpath
+# $ORIGIN), so it runs on the GPU machine, which has no cJSON.
+#   usage: scripts/build_cuda.sh [ARCH]      (default 90)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch="${1:-90}"
+bash scripts/deps.sh
+export PATH="/usr/local/cuda/bin:$PATH"
+if [ ! -f build-cuda/build.ninja ]; then
+  meson setup build-cuda -Dcuda=enabled -Dgpu_sm="$arch" --buildtype=release >/dev/null
+fi
+ninja -C build-cuda >/dev/null
+out=dist/hymeval-cuda
+rm -rf "$out" && mkdir -p "$out"
+cp build-cuda/hymeval "$out/"
+# every non-system library the binary needs travels beside it
+for lib in $(ldd build-cuda/hymeval | awk '/libcjson/ {print $3}'); do
+  cp -L "$lib" "$out/"
+done
+echo "== packed $out:"
+ls -la "$out"
