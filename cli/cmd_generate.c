@@ -15,7 +15,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: hymeval generate DIR (--prompt TEXT | --ids 1,2,3) [--max-tokens N] [--stop STR]...\n"
             "                        [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--no-bos] [--no-eos-stop]\n"
-            "                        [--json]\n\n"
+            "                        [--device cpu|cuda] [--json]\n\n"
             "Greedy generation on the CPU. Text streams to stdout as it is produced; timings go\n"
             "to stderr. --json prints one JSON object instead (text, ids, token counts, tokens/s).\n");
 }
@@ -27,7 +27,7 @@ static void print_piece(const char *piece, void *user) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *dir = NULL, *prompt = NULL, *ids_text = NULL, *prec_name = "fp32";
+    const char *dir = NULL, *prompt = NULL, *ids_text = NULL, *prec_name = "fp32", *device = "cpu";
     const char *stops[MAX_STOPS];
     int n_stop = 0, add_bos = -1, eos_stop = 1, json = 0;
     long max_tokens = 64;
@@ -40,6 +40,7 @@ int cmd_generate(int argc, char **argv) {
         if (strcmp(a, "--prompt") == 0 && (v = cli_value(argc, argv, &i))) prompt = v;
         else if (strcmp(a, "--ids") == 0 && (v = cli_value(argc, argv, &i))) ids_text = v;
         else if (strcmp(a, "--precision") == 0 && (v = cli_value(argc, argv, &i))) prec_name = v;
+        else if (strcmp(a, "--device") == 0 && (v = cli_value(argc, argv, &i))) device = v;
         else if (strcmp(a, "--max-tokens") == 0 && (v = cli_value(argc, argv, &i))) {
             if ((max_tokens = cli_long("--max-tokens", v, 1, 1 << 24)) < 0) return EXIT_USAGE;
         } else if (strcmp(a, "--stop") == 0 && (v = cli_value(argc, argv, &i))) {
@@ -91,10 +92,17 @@ int cmd_generate(int argc, char **argv) {
         }
         n = (int)count;
     }
+    Backend *backend = backend_open(m, device, &err);
+    if (!backend) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        free(ids);
+        model_free(m);
+        return EXIT_FAIL;
+    }
     GenerateOptions opt = {(int)max_tokens, stops, n_stop, eos_stop, json ? NULL : print_piece, NULL};
     GenerateResult res;
     int rc = EXIT_OK;
-    if (generate_greedy(m, ids, n, &opt, &res, &err)) {
+    if (generate_greedy(backend, ids, n, &opt, &res, &err)) {
         fprintf(stderr, "error: %s\n", err.msg);
         rc = EXIT_FAIL;
     } else {
@@ -112,6 +120,7 @@ int cmd_generate(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "prefill_tokens_per_s", prefill_tps);
             cJSON_AddNumberToObject(o, "decode_tokens_per_s", decode_tps);
             cJSON_AddStringToObject(o, "precision", precision_name(prec));
+            cJSON_AddStringToObject(o, "device", backend->device);
             char *s = cJSON_PrintUnformatted(o);
             puts(s);
             free(s);
@@ -124,6 +133,7 @@ int cmd_generate(int argc, char **argv) {
         }
         generate_result_free(&res);
     }
+    backend_close(backend);
     free(ids);
     model_free(m);
     return rc;

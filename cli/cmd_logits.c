@@ -5,19 +5,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "backend.h"
 #include "model.h"
 #include "npy.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hymeval logits DIR (--ids 1,2,3 | --text TEXT) --out FILE.npy\n"
-            "                      [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--decode]\n\n"
+            "                      [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--device cpu|cuda] [--decode]\n\n"
             "Writes the logits of every text position as a float32 [T, vocab] .npy file.\n"
             "--decode feeds the tokens one at a time through the cache instead of one prefill.\n");
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *dir = NULL, *ids_text = NULL, *text = NULL, *out = NULL, *prec_name = "fp32";
+    const char *dir = NULL, *ids_text = NULL, *text = NULL, *out = NULL, *prec_name = "fp32", *device = "cpu";
     int decode = 0;
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -29,6 +30,7 @@ int cmd_logits(int argc, char **argv) {
         else if (strcmp(a, "--text") == 0 && (v = cli_value(argc, argv, &i))) text = v;
         else if (strcmp(a, "--out") == 0 && (v = cli_value(argc, argv, &i))) out = v;
         else if (strcmp(a, "--precision") == 0 && (v = cli_value(argc, argv, &i))) prec_name = v;
+        else if (strcmp(a, "--device") == 0 && (v = cli_value(argc, argv, &i))) device = v;
         else if (strcmp(a, "--decode") == 0) decode = 1;
         else if (a[0] != '-' && !dir) dir = a;
         else {
@@ -73,22 +75,28 @@ int cmd_logits(int argc, char **argv) {
     }
     const int V = m->cfg.vocab_size;
     float *logits = malloc(sizeof(float) * (size_t)n * V);
-    SeqCache cache;
-    if (!logits) {
-        fprintf(stderr, "error: out of memory\n");
-    } else if (model_begin(m, &cache, &err) == 0) {
+    Backend *b = backend_open(m, device, &err);
+    Sequence *seq = b && logits ? b->begin(b, &err) : NULL;
+    if (!logits) err_set(&err, "out of memory");
+    if (seq) {
         int failed = 0;
         if (decode) {
-            for (int t = 0; t < n && !failed; t++)
-                failed = model_forward(m, &cache, ids + t, 1, LOGITS_LAST, logits + (size_t)t * V, &err);
+            for (int t = 0; t < n && !failed; t++) {
+                const int32_t *one = ids + t;
+                int len = 1;
+                float *row = logits + (size_t)t * V;
+                failed = b->forward(b, &seq, &one, &len, 1, LOGITS_LAST, &row, &err);
+            }
         } else {
-            failed = model_forward(m, &cache, ids, n, LOGITS_ALL, logits, &err);
+            const int32_t *all = ids;
+            failed = b->forward(b, &seq, &all, &n, 1, LOGITS_ALL, &logits, &err);
         }
         int64_t shape[2] = {n, V};
         if (!failed && npy_write_f32(out, logits, 2, shape, &err) == 0) rc = EXIT_OK;
-        cache_free(&cache);
+        b->release(b, seq);
     }
-    if (rc != EXIT_OK && logits) fprintf(stderr, "error: %s\n", err.msg);
+    backend_close(b);
+    if (rc != EXIT_OK) fprintf(stderr, "error: %s\n", err.msg);
     free(logits);
     free(ids);
     model_free(m);

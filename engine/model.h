@@ -41,15 +41,4 @@ int model_begin(HymbaModel *m, SeqCache *c, Err *err);
    (LOGITS_ALL) or [V] (LOGITS_LAST). */
 int model_forward(HymbaModel *m, SeqCache *c, const int32_t *ids, int n, LogitsWanted want, float *logits,
                   Err *err);
-/* Batched prefill of B sequences of different lengths (fresh caches). logits[b]
-   receives [lens[b], V] or [V] per `want`. */
-int model_prefill_batch(HymbaModel *m, SeqCache *caches, const int32_t *const *ids, const int *lens, int B,
-                        LogitsWanted want, float **logits, Err *err);
-
-/* log p(continuation | context) for several continuations of one context:
-   the context runs once, its state is copied for each continuation. ll[i]
-   = summed log-probability, greedy[i] = 1 if every token was the argmax. */
-int model_loglik(HymbaModel *m, const int32_t *ctx, int n_ctx, const int32_t *const *conts, const int *cont_lens,
-                 int n_conts, double *ll, int *greedy, Err *err);
-
 #endif

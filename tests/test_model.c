@@ -15,6 +15,7 @@
 
 #include "bf16.h"
 #include "generate.h"
+#include "loglik.h"
 #include "model.h"
 #include "testutil.h"
 
@@ -120,15 +121,19 @@ static void test_batch_equals_single(void **state) {
         batch_logits[b] = malloc(sizeof(float) * (size_t)lens[b] * V);
         single[b] = prefill_logits(m, ids[b], lens[b]);
     }
-    SeqCache caches[3];
     Err err;
-    if (model_prefill_batch(m, caches, (const int32_t *const *)ids, lens, B, LOGITS_ALL, batch_logits, &err))
+    Backend *be = backend_cpu_open(m, &err);
+    Sequence *seqs[3];
+    for (int b = 0; b < B; b++) assert_non_null(seqs[b] = be->begin(be, &err));
+    if (be->forward(be, seqs, (const int32_t *const *)ids, lens, B, LOGITS_ALL, batch_logits, &err))
         fail_msg("%s", err.msg);
     for (int b = 0; b < B; b++) {
         assert_memory_equal(batch_logits[b], single[b], sizeof(float) * (size_t)lens[b] * V);
-        cache_free(&caches[b]);
+        assert_int_equal(be->length(seqs[b]), lens[b]);
+        be->release(be, seqs[b]);
         free(ids[b]), free(batch_logits[b]), free(single[b]);
     }
+    backend_close(be);
     free_model(&f);
 }
 
@@ -210,7 +215,10 @@ static void test_loglik_equals_summed_decode(void **state) {
     int greedy[3];
     for (int i = 0; i < 3; i++) conts[i] = random_ids(lens[i], V, 40 + (uint64_t)i);
     Err err;
-    if (model_loglik(m, ctx, n_ctx, (const int32_t *const *)conts, lens, 3, ll, greedy, &err)) fail_msg("%s", err.msg);
+    Backend *be = backend_cpu_open(m, &err);
+    if (loglik_continuations(be, ctx, n_ctx, (const int32_t *const *)conts, lens, 3, ll, greedy, &err))
+        fail_msg("%s", err.msg);
+    backend_close(be);
     for (int i = 0; i < 3; i++) {
         /* the same by one prefill of context + continuation */
         int T = n_ctx + lens[i];
@@ -295,7 +303,8 @@ static void test_generate_stops(void **state) {
     GenerateOptions opt = {20, NULL, 0, 0, NULL, NULL};
     GenerateResult a, b;
     Err err;
-    assert_int_equal(generate_greedy(m, prompt, 12, &opt, &a, &err), 0);
+    Backend *be = backend_cpu_open(m, &err);
+    assert_int_equal(generate_greedy(be, prompt, 12, &opt, &a, &err), 0);
     assert_int_equal(a.n_ids, 20);
     assert_int_equal(a.stopped_by, 0);
     /* deterministic, and a stop string taken from the first run's text cuts the second */
@@ -305,7 +314,7 @@ static void test_generate_stops(void **state) {
     snprintf(stop, sizeof stop, "%.3s", a.text + len / 2);
     const char *stops[1] = {stop};
     GenerateOptions opt2 = {20, stops, 1, 0, NULL, NULL};
-    assert_int_equal(generate_greedy(m, prompt, 12, &opt2, &b, &err), 0);
+    assert_int_equal(generate_greedy(be, prompt, 12, &opt2, &b, &err), 0);
     assert_int_equal(b.stopped_by, 1);
     assert_null(strstr(b.text, stop));
     assert_true(strncmp(a.text, b.text, strlen(b.text)) == 0);
@@ -322,9 +331,25 @@ static void test_generate_stops(void **state) {
             if (row[k] > row[best]) best = k;
         assert_int_equal(best, all[t + 1]);
     }
-    free(logits), free(all), free(prompt);
+    free(logits), free(all);
+    /* a batch of prompts decodes exactly as each prompt alone */
+    const int32_t *prompts[3] = {prompt, prompt + 2, prompt};
+    int plens[3] = {12, 7, 12};
+    GenerateResult batch[3];
+    assert_int_equal(generate_batch(be, prompts, plens, 3, &opt, batch, &err), 0);
+    assert_int_equal(batch[0].n_ids, a.n_ids);
+    assert_memory_equal(batch[0].ids, a.ids, sizeof(int32_t) * (size_t)a.n_ids);
+    assert_memory_equal(batch[2].ids, a.ids, sizeof(int32_t) * (size_t)a.n_ids);
+    GenerateResult alone;
+    assert_int_equal(generate_greedy(be, prompt + 2, 7, &opt, &alone, &err), 0);
+    assert_int_equal(batch[1].n_ids, alone.n_ids);
+    assert_memory_equal(batch[1].ids, alone.ids, sizeof(int32_t) * (size_t)alone.n_ids);
+    for (int i = 0; i < 3; i++) generate_result_free(&batch[i]);
+    generate_result_free(&alone);
     generate_result_free(&a);
     generate_result_free(&b);
+    free(prompt);
+    backend_close(be);
     free_model(&f);
 }
 
