@@ -1,0 +1,475 @@
+// attention.cu: causal attention with sliding window + always-visible meta
+// tokens and GQA: a flash-style prefill over a packed batch, the decode step
+// against the per-sequence KV cache (split-KV for long contexts), and the
+// store of new keys/values into that cache.
+//
+// Both kernels share one inner step (tile_update): a warp owns R query rows
+// (prefill: R consecutive queries of one head; decode: R heads of one KV
+// group), the block holds a tile of BK keys/values in shared memory as FP32,
+// lane j scores key j for all R rows, and the running max / sum / output of
+// the online softmax stay in registers. No score matrix exists outside one
+// tile. SIMT FP32 arithmetic for both dtypes (a tensor-core path is later
+// work); dk, dv are template parameters so the loops unroll.
+#include <math.h>
+#include <stdint.h>
+
+#include "hk_common.cuh"
+
+namespace {
+
+constexpr int BK = 32;     // keys per tile: one per lane when scoring
+constexpr int WARPS = 4;   // warps per block
+constexpr int R_PRE = 8;   // query rows per warp in prefill (32 per block)
+constexpr int R_DEC = 4;   // heads per warp in decode (16 per KV group at most)
+
+template <int DK, int DV, int R> struct Rows {
+    static constexpr int NC = (DV + 31) / 32;  // output columns per lane
+    float m[R], l[R], acc[R][NC];
+    __device__ void init() {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+#pragma unroll
+            for (int u = 0; u < NC; u++) acc[r][u] = 0.0f;
+        }
+    }
+};
+
+// Shared memory of one block, in floats.
+template <int DK, int DV, int R> struct Smem {
+    static constexpr int q = WARPS * R * DK;   // Qs [WARPS*R][DK]
+    static constexpr int k = BK * (DK + 1);    // Ks [BK][DK+1]: +1 keeps lane-per-key reads off one bank
+    static constexpr int v = BK * DV;          // Vs [BK][DV]
+    static constexpr int p = WARPS * R * BK;   // Ps [WARPS][R][BK]
+    static constexpr size_t bytes = sizeof(float) * (size_t)(q + k + v + p);
+};
+
+// One key tile for the R rows of this warp. vis(r, j): is key j of the tile
+// visible to row r (false for rows or keys that do not exist).
+template <int DK, int DV, int R, typename Vis>
+__device__ __forceinline__ void tile_update(Rows<DK, DV, R> &st, const float *Qw, const float *Ks, const float *Vs,
+                                            float *Pw, float scale, Vis vis) {
+    const int lane = threadIdx.x & 31;
+    float s[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) s[r] = 0.0f;
+    const float *kr = Ks + lane * (DK + 1);
+#pragma unroll 16
+    for (int d = 0; d < DK; d++) {
+        float kd = kr[d];
+#pragma unroll
+        for (int r = 0; r < R; r++) s[r] += Qw[r * DK + d] * kd;
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float sc = vis(r, lane) ? s[r] * scale : -INFINITY;
+        float mnew = fmaxf(st.m[r], warp_max(sc));
+        // exp(-inf) is 0; guard the -inf - -inf case of rows with nothing visible yet
+        float p = sc == -INFINITY ? 0.0f : expf(sc - mnew);
+        float alpha = st.m[r] == -INFINITY ? 0.0f : expf(st.m[r] - mnew);
+        st.l[r] = st.l[r] * alpha + warp_sum(p);
+        st.m[r] = mnew;
+        Pw[r * BK + lane] = p;
+#pragma unroll
+        for (int u = 0; u < Rows<DK, DV, R>::NC; u++) st.acc[r][u] *= alpha;
+    }
+    __syncwarp();
+#pragma unroll 4
+    for (int j = 0; j < BK; j++) {
+        float vv[Rows<DK, DV, R>::NC];
+#pragma unroll
+        for (int u = 0; u < Rows<DK, DV, R>::NC; u++) {
+            int c = lane + 32 * u;
+            vv[u] = c < DV ? Vs[j * DV + c] : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float pr = Pw[r * BK + j];
+#pragma unroll
+            for (int u = 0; u < Rows<DK, DV, R>::NC; u++) st.acc[r][u] += pr * vv[u];
+        }
+    }
+    __syncwarp();  // Pw is rewritten by the next tile
+}
+
+// Loads BK key/value rows into shared memory as FP32; row_of(j) gives the
+// key row's element 0 (and the value row's) or null for a missing key, which
+// becomes zeros (0 * garbage could be NaN). vec: every row is 16-byte
+// aligned, so rows move in 16-byte pieces (8 BF16 or 4 FP32 values).
+template <typename T> __device__ __forceinline__ void unpack16(const uint4 &raw, float *dst) {
+    if constexpr (IsBf16<T>::value) {
+        const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float2 f = __bfloat1622float2(h[e]);
+            dst[2 * e] = f.x;
+            dst[2 * e + 1] = f.y;
+        }
+    } else {
+        dst[0] = __uint_as_float(raw.x), dst[1] = __uint_as_float(raw.y);
+        dst[2] = __uint_as_float(raw.z), dst[3] = __uint_as_float(raw.w);
+    }
+}
+
+template <typename T, int DK, int DV, typename RowOf>
+__device__ __forceinline__ void load_kv(float *Ks, float *Vs, bool vec, RowOf row_of) {
+    constexpr int EPC = 16 / sizeof(T);  // elements per 16-byte piece
+    if (vec && DK % EPC == 0 && DV % EPC == 0) {
+        constexpr int KC = DK / EPC > 0 ? DK / EPC : 1, VC = DV / EPC > 0 ? DV / EPC : 1;
+        for (int idx = threadIdx.x; idx < BK * KC; idx += blockDim.x) {
+            int j = idx / KC, piece = idx % KC;
+            const T *kp, *vp;
+            row_of(j, &kp, &vp);
+            float f[EPC];
+            if (kp) unpack16<T>(*reinterpret_cast<const uint4 *>(kp + piece * EPC), f);
+#pragma unroll
+            for (int e = 0; e < EPC; e++) Ks[j * (DK + 1) + piece * EPC + e] = kp ? f[e] : 0.0f;
+        }
+        for (int idx = threadIdx.x; idx < BK * VC; idx += blockDim.x) {
+            int j = idx / VC, piece = idx % VC;
+            const T *kp, *vp;
+            row_of(j, &kp, &vp);
+            float f[EPC];
+            if (vp) unpack16<T>(*reinterpret_cast<const uint4 *>(vp + piece * EPC), f);
+#pragma unroll
+            for (int e = 0; e < EPC; e++) Vs[j * DV + piece * EPC + e] = vp ? f[e] : 0.0f;
+        }
+        return;
+    }
+    for (int idx = threadIdx.x; idx < BK * DK; idx += blockDim.x) {
+        int j = idx / DK, d = idx % DK;
+        const T *kp, *vp;
+        row_of(j, &kp, &vp);
+        Ks[j * (DK + 1) + d] = kp ? ldf(kp + d) : 0.0f;
+    }
+    for (int idx = threadIdx.x; idx < BK * DV; idx += blockDim.x) {
+        int j = idx / DV, c = idx % DV;
+        const T *kp, *vp;
+        row_of(j, &kp, &vp);
+        Vs[idx] = vp ? ldf(vp + c) : 0.0f;
+    }
+}
+
+__device__ __forceinline__ bool aligned16(const void *p, size_t ld_bytes) {
+    return (((uintptr_t)p | ld_bytes) & 15) == 0;
+}
+
+// grid (query tiles, nh, B). Block: 32 queries of one head of one sequence.
+template <typename T, int DK, int DV>
+__global__ void __launch_bounds__(WARPS * 32)
+    attn_prefill_kernel(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv,
+                        const int *cu, int group, int M, int window, float scale) {
+    using S = Smem<DK, DV, R_PRE>;
+    extern __shared__ float smem[];
+    float *Qs = smem, *Ks = Qs + S::q, *Vs = Ks + S::k, *Ps = Vs + S::v;
+    const int b = blockIdx.z, head = blockIdx.y, warp = threadIdx.x >> 5;
+    const int s0 = cu[b], len = cu[b + 1] - s0;
+    const int q0 = blockIdx.x * (WARPS * R_PRE);
+    if (q0 >= len) return;
+    const int q1 = min(q0 + WARPS * R_PRE, len);
+    const int kvh = head / group;
+    const bool vec = aligned16(k + (size_t)kvh * DK, (size_t)ldk * sizeof(T)) &&
+                     aligned16(v + (size_t)kvh * DV, (size_t)ldv * sizeof(T));
+    for (int idx = threadIdx.x; idx < WARPS * R_PRE * DK; idx += blockDim.x) {
+        int r = idx / DK, d = idx % DK, qp = q0 + r;
+        Qs[idx] = qp < len ? ldf(q + (size_t)(s0 + qp) * ldq + (size_t)head * DK + d) : 0.0f;
+    }
+    Rows<DK, DV, R_PRE> st;
+    st.init();
+    const int my_q0 = q0 + warp * R_PRE;
+    for (int kt = 0; kt < q1; kt += BK) {
+        // A tile wholly after the meta keys and before every query's window is skipped.
+        if (window > 0 && kt >= M && kt + BK - 1 < q0 - window) continue;
+        __syncthreads();  // the previous tile's readers are done
+        load_kv<T, DK, DV>(Ks, Vs, vec, [&](int j, const T **kp, const T **vp) {
+            int key = kt + j;
+            bool ok = key < len;
+            *kp = ok ? k + (size_t)(s0 + key) * ldk + (size_t)kvh * DK : nullptr;
+            *vp = ok ? v + (size_t)(s0 + key) * ldv + (size_t)kvh * DV : nullptr;
+        });
+        __syncthreads();
+        tile_update<DK, DV, R_PRE>(st, Qs + warp * R_PRE * DK, Ks, Vs, Ps + warp * R_PRE * BK, scale,
+                                   [&](int r, int j) {
+                                       int qp = my_q0 + r, kp = kt + j;
+                                       return qp < len && kp <= qp && (window <= 0 || kp < M || qp - kp <= window);
+                                   });
+    }
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < R_PRE; r++) {
+        int qp = my_q0 + r;
+        if (qp >= len) break;
+        float inv = 1.0f / st.l[r];
+        T *o = out + (size_t)(s0 + qp) * ldo + (size_t)head * DV;
+#pragma unroll
+        for (int u = 0; u < Rows<DK, DV, R_PRE>::NC; u++) {
+            int c = lane + 32 * u;
+            if (c < DV) stf(o + c, st.acc[r][u] * inv);
+        }
+    }
+}
+
+__device__ __forceinline__ int cache_slot_dev(int p, int M, int window) {
+    return (p < M || window <= 0) ? p : M + (p - M) % (window + 1);
+}
+
+// grid (splits, nkv, B). Block: all query heads of one KV head of one
+// sequence, over one split of its visible keys (meta keys, then the band).
+template <typename T, int DK, int DV>
+__global__ void __launch_bounds__(WARPS * 32)
+    attn_decode_kernel(T *out, int ldo, const T *q, int ldq, const T *const *kc, int ldkc, const T *const *vc,
+                       int ldvc, const int *pos, int group, int nh, int M, int window, float scale, float *ws_o,
+                       float *ws_ml) {
+    using S = Smem<DK, DV, R_DEC>;
+    extern __shared__ float smem[];
+    float *Qs = smem, *Ks = Qs + S::q, *Vs = Ks + S::k, *Ps = Vs + S::v;
+    const int b = blockIdx.z, g = blockIdx.y, sp = blockIdx.x, nsplit = gridDim.x, warp = threadIdx.x >> 5;
+    const int p = pos[b];
+    const int meta_end = min(M, p + 1);
+    const int band_start = window > 0 ? max(M, p - window) : M;
+    const int nvis = meta_end + max(0, p + 1 - band_start);
+    const int chunk = (nvis + nsplit - 1) / nsplit;
+    const int i0 = sp * chunk, i1 = min(nvis, i0 + chunk);
+    const T *kb = kc[b] + (size_t)g * DK, *vb = vc[b] + (size_t)g * DV;
+    const bool vec = aligned16(kb, (size_t)ldkc * sizeof(T)) && aligned16(vb, (size_t)ldvc * sizeof(T));
+    for (int idx = threadIdx.x; idx < WARPS * R_DEC * DK; idx += blockDim.x) {
+        int h = idx / DK, d = idx % DK;
+        Qs[idx] = h < group ? ldf(q + (size_t)b * ldq + (size_t)(g * group + h) * DK + d) : 0.0f;
+    }
+    Rows<DK, DV, R_DEC> st;
+    st.init();
+    for (int it = i0; it < i1; it += BK) {
+        __syncthreads();
+        load_kv<T, DK, DV>(Ks, Vs, vec, [&](int j, const T **kp, const T **vp) {
+            int i = it + j;
+            if (i >= i1) {
+                *kp = *vp = nullptr;
+                return;
+            }
+            int slot = cache_slot_dev(i < meta_end ? i : band_start + (i - meta_end), M, window);
+            *kp = kb + (size_t)slot * ldkc;
+            *vp = vb + (size_t)slot * ldvc;
+        });
+        __syncthreads();
+        tile_update<DK, DV, R_DEC>(st, Qs + warp * R_DEC * DK, Ks, Vs, Ps + warp * R_DEC * BK, scale,
+                                   [&](int r, int j) { return warp * R_DEC + r < group && it + j < i1; });
+    }
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < R_DEC; r++) {
+        int h = warp * R_DEC + r;
+        if (h >= group) break;
+        int head = g * group + h;
+        if (nsplit == 1) {
+            float inv = 1.0f / st.l[r];
+            T *o = out + (size_t)b * ldo + (size_t)head * DV;
+#pragma unroll
+            for (int u = 0; u < Rows<DK, DV, R_DEC>::NC; u++) {
+                int c = lane + 32 * u;
+                if (c < DV) stf(o + c, st.acc[r][u] * inv);
+            }
+        } else {  // unnormalised partial result; an empty split leaves m = -inf, l = 0
+            size_t part = ((size_t)b * nh + head) * nsplit + sp;
+#pragma unroll
+            for (int u = 0; u < Rows<DK, DV, R_DEC>::NC; u++) {
+                int c = lane + 32 * u;
+                if (c < DV) ws_o[part * DV + c] = st.acc[r][u];
+            }
+            if (lane == 0) {
+                ws_ml[2 * part] = st.m[r];
+                ws_ml[2 * part + 1] = st.l[r];
+            }
+        }
+    }
+}
+
+// grid (nh, B), DV threads: merges the splits' partial softmax results.
+template <typename T>
+__global__ void attn_combine_kernel(T *out, int ldo, const float *ws_o, const float *ws_ml, int nh, int nsplit,
+                                    int dv) {
+    const int head = blockIdx.x, b = blockIdx.y;
+    size_t base = ((size_t)b * nh + head) * nsplit;
+    float mx = -INFINITY;
+    for (int s = 0; s < nsplit; s++) mx = fmaxf(mx, ws_ml[2 * (base + s)]);
+    for (int c = threadIdx.x; c < dv; c += blockDim.x) {
+        float num = 0.0f, den = 0.0f;
+        for (int s = 0; s < nsplit; s++) {
+            float m = ws_ml[2 * (base + s)];
+            if (m == -INFINITY) continue;
+            float f = expf(m - mx);
+            num += f * ws_o[(base + s) * dv + c];
+            den += f * ws_ml[2 * (base + s) + 1];
+        }
+        stf(out + (size_t)b * ldo + (size_t)head * dv + c, num / den);
+    }
+}
+
+// grid (max_len, B): one row per block.
+template <typename T>
+__global__ void kv_store_kernel(T *const *kc, int ldkc, T *const *vc, int ldvc, const T *k, int ldk, const T *v,
+                                int ldv, const int *cu, const int *pos0, int kw, int vw, int M, int window) {
+    const int b = blockIdx.y, t = blockIdx.x;
+    const int row0 = cu ? cu[b] : b, len = cu ? cu[b + 1] - cu[b] : 1;
+    if (t >= len) return;
+    const int p = pos0[b] + t, last = pos0[b] + len - 1;
+    if (window > 0 && p >= M && p < last - window) return;  // a later row of this call takes the ring slot
+    const int slot = cache_slot_dev(p, M, window);
+    const T *ks = k + (size_t)(row0 + t) * ldk, *vs = v + (size_t)(row0 + t) * ldv;
+    T *kd = kc[b] + (size_t)slot * ldkc, *vd = vc[b] + (size_t)slot * ldvc;
+    for (int i = threadIdx.x; i < kw; i += blockDim.x) kd[i] = ks[i];
+    for (int i = threadIdx.x; i < vw; i += blockDim.x) vd[i] = vs[i];
+}
+
+int sm_count() {
+    static int n = 0;
+    if (n == 0) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            n = 132;
+    }
+    return n;
+}
+
+}  // namespace
+
+extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv, int M, int window,
+                                     const void *workspace, size_t workspace_bytes) {
+    if (B <= 0 || nkv <= 0 || nh <= 0 || dv <= 0) return 1;
+    // Visible keys at most: meta + band (window) or every position (global).
+    long max_keys = (long)max_pos + 1;
+    if (window > 0 && max_keys > (long)M + window + 1) max_keys = (long)M + window + 1;
+    // Decode is bound by reading the cache: enough blocks in flight to cover
+    // the chip four times, splits of at least 64 keys (two tiles), within the workspace.
+    long by_keys = (max_keys + 63) / 64;
+    long by_chip = (4L * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
+    long nsplit = by_keys < by_chip ? by_keys : by_chip;
+    size_t per_split = (size_t)B * nh * (dv + 2) * sizeof(float);
+    long fit = workspace ? (long)(workspace_bytes / per_split) : 1;
+    if (nsplit > fit) nsplit = fit;
+    if (nsplit > 65535) nsplit = 65535;
+    return nsplit < 1 ? 1 : (int)nsplit;
+}
+
+namespace {
+
+template <typename T, int DK, int DV>
+int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv, const int *cu,
+                  int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+    using S = Smem<DK, DV, R_PRE>;
+    auto kern = attn_prefill_kernel<T, DK, DV>;
+    if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
+    dim3 grid(hk_cdiv(max_len, WARPS * R_PRE), nh, B);
+    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, cu, group, M, window, scale);
+    LAUNCH_CHECK();
+    return 0;
+}
+
+template <typename T, int DK, int DV>
+int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int ldkc, const T *const *vc, int ldvc,
+                 const int *pos, int B, int nsplit, int nh, int nkv, int M, int window, float scale, float *ws,
+                 cudaStream_t stream) {
+    using S = Smem<DK, DV, R_DEC>;
+    auto kern = attn_decode_kernel<T, DK, DV>;
+    if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
+    float *ws_o = ws, *ws_ml = ws ? ws + (size_t)B * nh * nsplit * DV : nullptr;
+    dim3 grid(nsplit, nkv, B);
+    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
+                                                scale, ws_o, ws_ml);
+    LAUNCH_CHECK();
+    if (nsplit > 1) {
+        attn_combine_kernel<T><<<dim3(nh, B), DV < 256 ? DV : 256, 0, stream>>>(out, ldo, ws_o, ws_ml, nh, nsplit, DV);
+        LAUNCH_CHECK();
+    }
+    return 0;
+}
+
+// The (dk, dv) pairs built: dv = dk or 2 dk, dk in 16..128.
+#define HK_ATTN_SHAPES(X) X(16, 16) X(16, 32) X(32, 32) X(32, 64) X(64, 64) X(64, 128) X(128, 128) X(128, 256)
+
+template <typename T>
+int prefill_launch(void *out, int ldo, const void *q, int ldq, const void *k, int ldk, const void *v, int ldv,
+                   const int *cu, int B, int max_len, int nh, int nkv, int dk, int dv, int M, int window, float scale,
+                   cudaStream_t stream) {
+    ARG_CHECK(out && q && k && v && cu && B > 0 && max_len >= 0 && nh > 0 && nkv > 0 && nh % nkv == 0 && M >= 0);
+    ARG_CHECK(ldq >= nh * dk && ldk >= nkv * dk && ldv >= nkv * dv && ldo >= nh * dv);
+    ARG_CHECK(B <= 65535 && nh <= 65535);
+    if (max_len == 0) return 0;
+#define X(DK_, DV_)                                                                                          \
+    if (dk == DK_ && dv == DV_)                                                                              \
+        return prefill_dk_dv<T, DK_, DV_>((T *)out, ldo, (const T *)q, ldq, (const T *)k, ldk, (const T *)v, \
+                                          ldv, cu, B, max_len, nh, nh / nkv, M, window, scale, stream);
+    HK_ATTN_SHAPES(X)
+#undef X
+    return hk_fail(HK_EINVAL, __FILE__, __LINE__, "attention: unsupported head dims dk=%d dv=%d", dk, dv);
+}
+
+template <typename T>
+int decode_launch(void *out, int ldo, const void *q, int ldq, const void *const *kc, int ldkc, const void *const *vc,
+                  int ldvc, const int *pos, int B, int max_pos, int nh, int nkv, int dk, int dv, int M, int window,
+                  float scale, void *workspace, size_t workspace_bytes, cudaStream_t stream) {
+    ARG_CHECK(out && q && kc && vc && pos && B > 0 && max_pos >= 0 && nh > 0 && nkv > 0 && nh % nkv == 0 && M >= 0);
+    ARG_CHECK(nh / nkv <= WARPS * R_DEC);
+    ARG_CHECK(ldq >= nh * dk && ldkc >= nkv * dk && ldvc >= nkv * dv && ldo >= nh * dv && B <= 65535);
+    const int nsplit = hk_attn_decode_splits(B, max_pos, nh, nkv, dv, M, window, workspace, workspace_bytes);
+#define X(DK_, DV_)                                                                                           \
+    if (dk == DK_ && dv == DV_)                                                                               \
+        return decode_dk_dv<T, DK_, DV_>((T *)out, ldo, (const T *)q, ldq, (const T *const *)kc, ldkc,        \
+                                         (const T *const *)vc, ldvc, pos, B, nsplit, nh, nkv, M, window, \
+                                         scale, (float *)workspace, stream);
+    HK_ATTN_SHAPES(X)
+#undef X
+    return hk_fail(HK_EINVAL, __FILE__, __LINE__, "attention: unsupported head dims dk=%d dv=%d", dk, dv);
+}
+
+template <typename T>
+int kv_store_launch(void *const *kc, int ldkc, void *const *vc, int ldvc, const void *k, int ldk, const void *v,
+                    int ldv, const int *cu, const int *pos0, int B, int max_len, int nkv, int dk, int dv, int M,
+                    int window, cudaStream_t stream) {
+    ARG_CHECK(kc && vc && k && v && pos0 && B > 0 && B <= 65535 && max_len >= 0 && nkv > 0 && dk > 0 && dv > 0);
+    ARG_CHECK(ldkc >= nkv * dk && ldvc >= nkv * dv && ldk >= nkv * dk && ldv >= nkv * dv);
+    if (!cu) max_len = 1;
+    if (max_len == 0) return 0;
+    kv_store_kernel<T><<<dim3(max_len, B), 128, 0, stream>>>((T *const *)kc, ldkc, (T *const *)vc, ldvc,
+                                                             (const T *)k, ldk, (const T *)v, ldv, cu, pos0,
+                                                             nkv * dk, nkv * dv, M, window);
+    LAUNCH_CHECK();
+    return 0;
+}
+
+}  // namespace
+
+extern "C" int hk_attn_prefill(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *k, int ldk,
+                               const void *v, int ldv, const int *cu_seqlens, int B, int max_len, int nh, int nkv,
+                               int dk, int dv, int M, int window, float scale, cudaStream_t stream) {
+    HK_DISPATCH(dtype,
+                prefill_launch<float>(out, ldo, q, ldq, k, ldk, v, ldv, cu_seqlens, B, max_len, nh, nkv, dk, dv, M,
+                                      window, scale, stream),
+                prefill_launch<bf16>(out, ldo, q, ldq, k, ldk, v, ldv, cu_seqlens, B, max_len, nh, nkv, dk, dv, M,
+                                     window, scale, stream));
+}
+
+extern "C" size_t hk_attn_decode_workspace_bytes(int B, int nh, int dv, int max_splits) {
+    return (size_t)B * nh * (dv + 2) * sizeof(float) * (size_t)(max_splits > 0 ? max_splits : 1);
+}
+
+extern "C" int hk_attn_decode(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *const *k_cache,
+                              int ldkc, const void *const *v_cache, int ldvc, const int *pos, int B, int max_pos,
+                              int nh, int nkv, int dk, int dv, int M, int window, float scale, void *workspace,
+                              size_t workspace_bytes, cudaStream_t stream) {
+    HK_DISPATCH(dtype,
+                decode_launch<float>(out, ldo, q, ldq, k_cache, ldkc, v_cache, ldvc, pos, B, max_pos, nh, nkv, dk, dv,
+                                     M, window, scale, workspace, workspace_bytes, stream),
+                decode_launch<bf16>(out, ldo, q, ldq, k_cache, ldkc, v_cache, ldvc, pos, B, max_pos, nh, nkv, dk, dv,
+                                    M, window, scale, workspace, workspace_bytes, stream));
+}
+
+extern "C" int hk_kv_store(hk_dtype dtype, void *const *k_cache, int ldkc, void *const *v_cache, int ldvc,
+                           const void *k, int ldk, const void *v, int ldv, const int *cu_seqlens, const int *pos0,
+                           int B, int max_len, int nkv, int dk, int dv, int M, int window, cudaStream_t stream) {
+    HK_DISPATCH(dtype,
+                kv_store_launch<float>(k_cache, ldkc, v_cache, ldvc, k, ldk, v, ldv, cu_seqlens, pos0, B, max_len,
+                                       nkv, dk, dv, M, window, stream),
+                kv_store_launch<bf16>(k_cache, ldkc, v_cache, ldvc, k, ldk, v, ldv, cu_seqlens, pos0, B, max_len,
+                                      nkv, dk, dv, M, window, stream));
+}

@@ -1,0 +1,22 @@
+// common.cu: error recording shared by the launchers.
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "hk_common.cuh"
+
+static thread_local char last_error[512];
+
+int hk_fail(int code, const char *file, int line, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(last_error, sizeof last_error, "%s:%d: %s", file, line, msg);
+    fprintf(stderr, "hymeval kernels: %s\n", last_error);
+    return code ? code : HK_EINVAL;
+}
+
+extern "C" const char *hk_last_error(void) { return last_error; }
+
+extern "C" size_t hk_dtype_size(hk_dtype dtype) { return dtype == HK_BF16 ? 2 : 4; }

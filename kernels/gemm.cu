@@ -1,0 +1,124 @@
+// gemm.cu: y[T, out] = x[T, in] · W[out, in]^T (+ bias) through cuBLASLt.
+// Row-major y is column-major y^T (out x T), so the call computes
+// y^T = W · x^T with W's buffer read transposed (op A = T) and x's as is; the
+// bias then runs along cuBLAS's rows, which is what the BIAS epilogue adds.
+// BF16: BF16 A/B/C, FP32 compute and scale. F32: CUBLAS_COMPUTE_32F, which
+// never uses TF32 (only the _FAST_TF32 compute types do).
+#include <cublasLt.h>
+#include <stdint.h>
+
+#include "hk_common.cuh"
+
+#define CUBLAS_CHECK(call)                                                                            \
+    do {                                                                                              \
+        cublasStatus_t s_ = (call);                                                                   \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                              \
+            return hk_fail(HK_EINVAL, __FILE__, __LINE__, "%s: cuBLAS status %d (%s)", #call, (int)s_, \
+                           cublasGetStatusString(s_));                                                \
+    } while (0)
+
+struct hk_gemm {
+    cublasLtHandle_t lt;
+    void *workspace;
+    size_t workspace_bytes;
+};
+
+extern "C" int hk_gemm_create(hk_gemm **out, size_t workspace_bytes) {
+    ARG_CHECK(out);
+    *out = nullptr;
+    hk_gemm *g = (hk_gemm *)calloc(1, sizeof *g);
+    if (!g) return hk_fail(HK_EINVAL, __FILE__, __LINE__, "out of memory");
+    g->workspace_bytes = workspace_bytes ? workspace_bytes : (size_t)32 << 20;
+    cublasStatus_t s = cublasLtCreate(&g->lt);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        free(g);
+        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cublasLtCreate: %s", cublasGetStatusString(s));
+    }
+    cudaError_t e = cudaMalloc(&g->workspace, g->workspace_bytes);
+    if (e != cudaSuccess) {
+        cublasLtDestroy(g->lt);
+        free(g);
+        return hk_fail((int)e, __FILE__, __LINE__, "cudaMalloc(gemm workspace): %s", cudaGetErrorString(e));
+    }
+    *out = g;
+    return 0;
+}
+
+extern "C" void hk_gemm_destroy(hk_gemm *g) {
+    if (!g) return;
+    cudaFree(g->workspace);
+    cublasLtDestroy(g->lt);
+    free(g);
+}
+
+// The largest power of two (<= 256) dividing both the address and the row
+// pitch in bytes: what cuBLASLt may assume about a matrix's alignment.
+static uint32_t alignment_of(const void *p, size_t ld_bytes) {
+    uintptr_t v = (uintptr_t)p | (uintptr_t)ld_bytes | 256u;
+    return (uint32_t)(v & (~v + 1));
+}
+
+namespace {
+// Owns the descriptors of one call so every exit path releases them.
+struct LtCall {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    ~LtCall() {
+        if (pref) cublasLtMatmulPreferenceDestroy(pref);
+        if (c) cublasLtMatrixLayoutDestroy(c);
+        if (b) cublasLtMatrixLayoutDestroy(b);
+        if (a) cublasLtMatrixLayoutDestroy(a);
+        if (op) cublasLtMatmulDescDestroy(op);
+    }
+};
+}  // namespace
+
+extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w,
+                           int ldw, const void *bias, int rows, int in, int out, cudaStream_t stream) {
+    ARG_CHECK(g && y && x && w && rows >= 0 && in > 0 && out > 0 && ldy >= out && ldx >= in && ldw >= in);
+    ARG_CHECK(dtype == HK_F32 || dtype == HK_BF16);
+    if (rows == 0) return 0;
+    const cudaDataType_t dt = dtype == HK_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    const size_t es = hk_dtype_size(dtype);
+    LtCall call;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&call.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+        cudaDataType_t bt = dt;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
+    // column-major views: A = W buffer (in x out, ld ldw), B = x buffer (in x rows), C = y buffer (out x rows)
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.a, dt, in, out, ldw));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.b, dt, in, rows, ldx));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&call.c, dt, out, rows, ldy));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&call.pref));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                      &g->workspace_bytes, sizeof g->workspace_bytes));
+    uint32_t al_a = alignment_of(w, (size_t)ldw * es), al_b = alignment_of(x, (size_t)ldx * es),
+             al_c = alignment_of(y, (size_t)ldy * es);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a,
+                                                      sizeof al_a));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b,
+                                                      sizeof al_b));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
+                                                      sizeof al_c));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
+                                                      sizeof al_c));
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->lt, call.op, call.a, call.b, call.c, call.c, call.pref, 1, &heur,
+                                                &found));
+    if (found == 0)
+        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cuBLASLt: no algorithm for %d x %d x %d (%s)", rows, in, out,
+                       dtype == HK_BF16 ? "bf16" : "f32");
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasLtMatmul(g->lt, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y, call.c, &heur.algo,
+                                g->workspace, g->workspace_bytes, stream));
+    return 0;
+}

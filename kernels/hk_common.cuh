@@ -1,0 +1,86 @@
+// hk_common.cuh: what every kernel file shares: error checks, BF16/FP32
+// loads and stores, the engine's elementwise functions, warp/block sums.
+#ifndef HYMEVAL_HK_COMMON_CUH
+#define HYMEVAL_HK_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include "kernels.h"
+
+// Records and prints an error (file:line) and returns code (common.cu).
+int hk_fail(int code, const char *file, int line, const char *fmt, ...);
+
+#define CUDA_CHECK(call)                                                                              \
+    do {                                                                                              \
+        cudaError_t e_ = (call);                                                                      \
+        if (e_ != cudaSuccess)                                                                        \
+            return hk_fail((int)e_, __FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(e_));     \
+    } while (0)
+// After a <<<>>> launch: configuration errors surface here.
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#define ARG_CHECK(cond)                                                                               \
+    do {                                                                                              \
+        if (!(cond)) return hk_fail(HK_EINVAL, __FILE__, __LINE__, "invalid argument: %s", #cond);   \
+    } while (0)
+
+typedef __nv_bfloat16 bf16;
+
+template <typename T> struct IsBf16 { static constexpr bool value = false; };
+template <> struct IsBf16<bf16> { static constexpr bool value = true; };
+
+__device__ __forceinline__ float ldf(const float *p) { return *p; }
+__device__ __forceinline__ float ldf(const bf16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void stf(float *p, float v) { *p = v; }
+__device__ __forceinline__ void stf(bf16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+// Rounds to the nearest BF16 value (ties to even), kept in FP32, like bf16.h round_bf16.
+__device__ __forceinline__ float round_bf16_dev(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+// The engine's act_round for an intermediate that is not stored: a no-op in FP32.
+template <typename T> __device__ __forceinline__ float act(float v) {
+    return IsBf16<T>::value ? round_bf16_dev(v) : v;
+}
+
+// Same formulas as engine/ops_cpu.h (accurate expf/log1pf: no fast-math here).
+__device__ __forceinline__ float silu_dev(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over the block of NV values per thread; every thread gets the totals.
+// scratch: 32*NV floats of shared memory. Needs blockDim.x a multiple of 32.
+template <int NV> __device__ __forceinline__ void block_sum(float (&v)[NV], float *scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+#pragma unroll
+    for (int i = 0; i < NV; i++) v[i] = warp_sum(v[i]);
+    __syncthreads();  // scratch may still be read by a previous call
+    if (lane == 0)
+#pragma unroll
+        for (int i = 0; i < NV; i++) scratch[i * 32 + warp] = v[i];
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        float s = lane < nwarps ? scratch[i * 32 + lane] : 0.0f;
+        v[i] = warp_sum(s);
+    }
+}
+
+// Calls F<T> for the dtype; F is a template function name.
+#define HK_DISPATCH(dtype, call_float, call_bf16)                                                     \
+    do {                                                                                              \
+        if ((dtype) == HK_F32) return call_float;                                                     \
+        if ((dtype) == HK_BF16) return call_bf16;                                                     \
+        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "unknown dtype %d", (int)(dtype));              \
+    } while (0)
+
+static inline int hk_cdiv(long a, long b) { return (int)((a + b - 1) / b); }
+
+#endif
