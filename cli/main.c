@@ -12,12 +12,14 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"run", cmd_run, "run a task file (JSONL) on a model and write a results directory"},
     {"init-model", cmd_init_model, "write a random checkpoint directory for a config (tests, benchmarks)"},
     {"inspect", cmd_inspect, "load and validate a checkpoint; print config, parameters and cache sizes"},
     {"tokenize", cmd_tokenize, "encode text to ids (or decode ids) with a checkpoint's tokenizer"},
     {"generate", cmd_generate, "greedy generation from a prompt"},
     {"logits", cmd_logits, "write the logits of a token sequence as .npy (reference checks)"},
     {"devices", cmd_devices, "list the backends built in and the devices they see"},
+    {"bench", cmd_bench, "prefill/decode throughput, cache and memory of a backend on a checkpoint"},
 };
 
 static void usage(FILE *out) {

@@ -1,5 +1,6 @@
 // attention.cu: causal attention with sliding window + always-visible meta
-// tokens and GQA: a flash-style prefill over a packed batch, the decode step
+// tokens and GQA: a flash-style prefill over a packed batch (optionally
+// continuing a cached prefix: keys before the chunk come from the cache), the decode step
 // against the per-sequence KV cache (split-KV for long contexts), and the
 // store of new keys/values into that cache.
 //
@@ -155,63 +156,84 @@ __device__ __forceinline__ bool aligned16(const void *p, size_t ld_bytes) {
     return (((uintptr_t)p | ld_bytes) & 15) == 0;
 }
 
+__device__ __forceinline__ int cache_slot_dev(int p, int M, int window) {
+    return (p < M || window <= 0) ? p : M + (p - M) % (window + 1);
+}
+
 // grid (query tiles, nh, B). Block: 32 queries of one head of one sequence.
+// Row j of sequence b has position P0 + j, P0 = pos0[b] (0 without pos0).
+// Keys run over absolute positions: those before P0 are read from the
+// sequence's cache slots (kc/vc, engine/cache.h layout), the others from
+// the packed chunk rows, so a chunk continues a cached prefix exactly.
 template <typename T, int DK, int DV>
 __global__ void __launch_bounds__(WARPS * 32)
     attn_prefill_kernel(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv,
-                        const int *cu, int group, int M, int window, float scale) {
+                        const T *const *kc, int ldkc, const T *const *vc, int ldvc, const int *pos0, const int *cu,
+                        int group, int M, int window, float scale) {
     using S = Smem<DK, DV, R_PRE>;
     extern __shared__ float smem[];
     float *Qs = smem, *Ks = Qs + S::q, *Vs = Ks + S::k, *Ps = Vs + S::v;
     const int b = blockIdx.z, head = blockIdx.y, warp = threadIdx.x >> 5;
     const int s0 = cu[b], len = cu[b + 1] - s0;
+    const int P0 = pos0 ? pos0[b] : 0;
     const int q0 = blockIdx.x * (WARPS * R_PRE);
     if (q0 >= len) return;
     const int q1 = min(q0 + WARPS * R_PRE, len);
     const int kvh = head / group;
+    const T *kcb = P0 > 0 ? kc[b] + (size_t)kvh * DK : nullptr, *vcb = P0 > 0 ? vc[b] + (size_t)kvh * DV : nullptr;
     const bool vec = aligned16(k + (size_t)kvh * DK, (size_t)ldk * sizeof(T)) &&
-                     aligned16(v + (size_t)kvh * DV, (size_t)ldv * sizeof(T));
+                     aligned16(v + (size_t)kvh * DV, (size_t)ldv * sizeof(T)) &&
+                     (P0 == 0 || (aligned16(kcb, (size_t)ldkc * sizeof(T)) && aligned16(vcb, (size_t)ldvc * sizeof(T))));
     for (int idx = threadIdx.x; idx < WARPS * R_PRE * DK; idx += blockDim.x) {
-        int r = idx / DK, d = idx % DK, qp = q0 + r;
-        Qs[idx] = qp < len ? ldf(q + (size_t)(s0 + qp) * ldq + (size_t)head * DK + d) : 0.0f;
+        int r = idx / DK, d = idx % DK, qr = q0 + r;
+        Qs[idx] = qr < len ? ldf(q + (size_t)(s0 + qr) * ldq + (size_t)head * DK + d) : 0.0f;
     }
     Rows<DK, DV, R_PRE> st;
     st.init();
-    const int my_q0 = q0 + warp * R_PRE;
-    for (int kt = 0; kt < q1; kt += BK) {
-        // A tile wholly after the meta keys and before every query's window is skipped.
-        if (window > 0 && kt >= M && kt + BK - 1 < q0 - window) continue;
+    const int my_q0 = q0 + warp * R_PRE;            // chunk row of this warp's first query
+    const int kend = P0 + q1;                       // one past the block's last query position
+    const int band_lo = P0 + q0 - window;           // first key any query of the block sees in its window
+    for (int kt = 0; kt < kend; kt += BK) {
+        // Tiles wholly after the meta keys and before every query's window are
+        // skipped, jumping straight to the tile that holds band_lo.
+        if (window > 0 && kt >= M && kt + BK - 1 < band_lo) {
+            kt = (band_lo / BK) * BK - BK;
+            continue;
+        }
         __syncthreads();  // the previous tile's readers are done
         load_kv<T, DK, DV>(Ks, Vs, vec, [&](int j, const T **kp, const T **vp) {
             int key = kt + j;
-            bool ok = key < len;
-            *kp = ok ? k + (size_t)(s0 + key) * ldk + (size_t)kvh * DK : nullptr;
-            *vp = ok ? v + (size_t)(s0 + key) * ldv + (size_t)kvh * DV : nullptr;
+            if (key >= kend) {
+                *kp = *vp = nullptr;
+            } else if (key < P0) {
+                size_t slot = (size_t)cache_slot_dev(key, M, window);
+                *kp = kcb + slot * ldkc;
+                *vp = vcb + slot * ldvc;
+            } else {
+                *kp = k + (size_t)(s0 + key - P0) * ldk + (size_t)kvh * DK;
+                *vp = v + (size_t)(s0 + key - P0) * ldv + (size_t)kvh * DV;
+            }
         });
         __syncthreads();
         tile_update<DK, DV, R_PRE>(st, Qs + warp * R_PRE * DK, Ks, Vs, Ps + warp * R_PRE * BK, scale,
                                    [&](int r, int j) {
-                                       int qp = my_q0 + r, kp = kt + j;
-                                       return qp < len && kp <= qp && (window <= 0 || kp < M || qp - kp <= window);
+                                       int qr = my_q0 + r, qp = P0 + qr, kp = kt + j;
+                                       return qr < len && kp <= qp && (window <= 0 || kp < M || qp - kp <= window);
                                    });
     }
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int r = 0; r < R_PRE; r++) {
-        int qp = my_q0 + r;
-        if (qp >= len) break;
+        int qr = my_q0 + r;
+        if (qr >= len) break;
         float inv = 1.0f / st.l[r];
-        T *o = out + (size_t)(s0 + qp) * ldo + (size_t)head * DV;
+        T *o = out + (size_t)(s0 + qr) * ldo + (size_t)head * DV;
 #pragma unroll
         for (int u = 0; u < Rows<DK, DV, R_PRE>::NC; u++) {
             int c = lane + 32 * u;
             if (c < DV) stf(o + c, st.acc[r][u] * inv);
         }
     }
-}
-
-__device__ __forceinline__ int cache_slot_dev(int p, int M, int window) {
-    return (p < M || window <= 0) ? p : M + (p - M) % (window + 1);
 }
 
 // grid (splits, nkv, B). Block: all query heads of one KV head of one
@@ -354,13 +376,15 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
 namespace {
 
 template <typename T, int DK, int DV>
-int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv, const int *cu,
-                  int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv, const T *const *kc,
+                  int ldkc, const T *const *vc, int ldvc, const int *pos0, const int *cu, int B, int max_len, int nh,
+                  int group, int M, int window, float scale, cudaStream_t stream) {
     using S = Smem<DK, DV, R_PRE>;
     auto kern = attn_prefill_kernel<T, DK, DV>;
     if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     dim3 grid(hk_cdiv(max_len, WARPS * R_PRE), nh, B);
-    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, cu, group, M, window, scale);
+    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group,
+                                                M, window, scale);
     LAUNCH_CHECK();
     return 0;
 }
@@ -389,16 +413,19 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
 
 template <typename T>
 int prefill_launch(void *out, int ldo, const void *q, int ldq, const void *k, int ldk, const void *v, int ldv,
-                   const int *cu, int B, int max_len, int nh, int nkv, int dk, int dv, int M, int window, float scale,
+                   const void *const *kc, int ldkc, const void *const *vc, int ldvc, const int *pos0, const int *cu,
+                   int B, int max_len, int nh, int nkv, int dk, int dv, int M, int window, float scale,
                    cudaStream_t stream) {
     ARG_CHECK(out && q && k && v && cu && B > 0 && max_len >= 0 && nh > 0 && nkv > 0 && nh % nkv == 0 && M >= 0);
     ARG_CHECK(ldq >= nh * dk && ldk >= nkv * dk && ldv >= nkv * dv && ldo >= nh * dv);
+    ARG_CHECK(!pos0 || (kc && vc && ldkc >= nkv * dk && ldvc >= nkv * dv));
     ARG_CHECK(B <= 65535 && nh <= 65535);
     if (max_len == 0) return 0;
 #define X(DK_, DV_)                                                                                          \
     if (dk == DK_ && dv == DV_)                                                                              \
         return prefill_dk_dv<T, DK_, DV_>((T *)out, ldo, (const T *)q, ldq, (const T *)k, ldk, (const T *)v, \
-                                          ldv, cu, B, max_len, nh, nh / nkv, M, window, scale, stream);
+                                          ldv, (const T *const *)kc, ldkc, (const T *const *)vc, ldvc, pos0,  \
+                                          cu, B, max_len, nh, nh / nkv, M, window, scale, stream);
     HK_ATTN_SHAPES(X)
 #undef X
     return hk_fail(HK_EINVAL, __FILE__, __LINE__, "attention: unsupported head dims dk=%d dv=%d", dk, dv);
@@ -442,11 +469,20 @@ int kv_store_launch(void *const *kc, int ldkc, void *const *vc, int ldvc, const 
 extern "C" int hk_attn_prefill(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *k, int ldk,
                                const void *v, int ldv, const int *cu_seqlens, int B, int max_len, int nh, int nkv,
                                int dk, int dv, int M, int window, float scale, cudaStream_t stream) {
+    return hk_attn_prefill_cached(dtype, out, ldo, q, ldq, k, ldk, v, ldv, nullptr, 0, nullptr, 0, nullptr,
+                                  cu_seqlens, B, max_len, nh, nkv, dk, dv, M, window, scale, stream);
+}
+
+extern "C" int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *k,
+                                      int ldk, const void *v, int ldv, const void *const *k_cache, int ldkc,
+                                      const void *const *v_cache, int ldvc, const int *pos0, const int *cu_seqlens,
+                                      int B, int max_len, int nh, int nkv, int dk, int dv, int M, int window,
+                                      float scale, cudaStream_t stream) {
     HK_DISPATCH(dtype,
-                prefill_launch<float>(out, ldo, q, ldq, k, ldk, v, ldv, cu_seqlens, B, max_len, nh, nkv, dk, dv, M,
-                                      window, scale, stream),
-                prefill_launch<bf16>(out, ldo, q, ldq, k, ldk, v, ldv, cu_seqlens, B, max_len, nh, nkv, dk, dv, M,
-                                     window, scale, stream));
+                prefill_launch<float>(out, ldo, q, ldq, k, ldk, v, ldv, k_cache, ldkc, v_cache, ldvc, pos0,
+                                      cu_seqlens, B, max_len, nh, nkv, dk, dv, M, window, scale, stream),
+                prefill_launch<bf16>(out, ldo, q, ldq, k, ldk, v, ldv, k_cache, ldkc, v_cache, ldvc, pos0, cu_seqlens,
+                                     B, max_len, nh, nkv, dk, dv, M, window, scale, stream));
 }
 
 extern "C" size_t hk_attn_decode_workspace_bytes(int B, int nh, int dv, int max_splits) {

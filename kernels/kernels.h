@@ -105,6 +105,18 @@ int hk_attn_prefill(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, 
                     const void *v, int ldv, const int *cu_seqlens, int B, int max_len, int nh, int nkv, int dk,
                     int dv, int M, int window, float scale, cudaStream_t stream);
 
+/* The same for chunks that continue a cached prefix: row r of sequence b
+   has position pos0[b] + (r - cu[b]); keys at positions < pos0[b] are read
+   from the caches k_cache[b] / v_cache[b] (laid out as in hk_kv_store, so
+   a sliding-window ring must still hold positions pos0[b]-window ..
+   pos0[b]-1: store the chunk's own keys only after this call), keys at
+   positions >= pos0[b] from the packed k / v rows. pos0 == NULL: every
+   pos0 is 0 and the caches are not read (hk_attn_prefill). */
+int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *k, int ldk,
+                           const void *v, int ldv, const void *const *k_cache, int ldkc, const void *const *v_cache,
+                           int ldvc, const int *pos0, const int *cu_seqlens, int B, int max_len, int nh, int nkv,
+                           int dk, int dv, int M, int window, float scale, cudaStream_t stream);
+
 /* Writes rows of new keys/values into per-sequence caches laid out as
    engine/cache.h: slot of position p is p when p < M or window <= 0
    (global), else M + (p - M) mod (window + 1). Row r of sequence b has

@@ -19,8 +19,8 @@ cp build-cuda/hymeval "$out/"
 for lib in $(ldd build-cuda/hymeval | awk '/libcjson/ {print $3}'); do
   cp -L "$lib" "$out/"
 done
-# the GPU kernel tests and the ceilings program travel too (rpath $ORIGIN as well)
-for exe in build-cuda/tests/test_kernels build-cuda/tests/ceilings; do
+# the GPU tests (kernels, whole backend) and the ceilings program travel too (rpath $ORIGIN as well)
+for exe in build-cuda/tests/test_kernels build-cuda/tests/test_backend build-cuda/tests/ceilings; do
   if [ -f "$exe" ]; then cp "$exe" "$out/"; fi
 done
 echo "== packed $out:"

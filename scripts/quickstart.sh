@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
-build/hymeval inspect models/default
-echo
-echo "== hymeval generate models/default --prompt 'The key to the vault is' --max-tokens 32"
-build/hymeval generate models/default --prompt "The key to the vault is" --max-tokens 32
+echo "== hymeval run --model models/default --tasks tasks/suites/quick.jsonl --out results/quick"
+rm -rf results/quick
+build/hymeval run --model models/default --tasks tasks/suites/quick.jsonl --out results/quick

@@ -199,6 +199,15 @@ def main():
         expect_error("tokenizer.json merges name unknown pieces",
                      ["inspect", variant("tok3", files={"tokenizer.json": json.dumps(t)})], "tokenizer.json")
 
+        # ---- every shipped suite is a valid task file whose examples all build
+        suites = os.path.join(ROOT, "tasks", "suites")
+        for name in sorted(os.listdir(suites)):
+            if not name.endswith(".jsonl"):
+                continue
+            code, out, err = run("run", "--model", os.path.join(ROOT, "models", "default"), "--tasks",
+                                 os.path.join(suites, name), "--dry-run")
+            check(f"suite {name} validates and builds", code == 0 and "the file is valid" in out, err[-400:])
+
         # ---- bad ids
         expect_error("logits with an out-of-vocabulary id", ["logits", good, "--ids", "5,99999", "--out", a],
                      "outside the vocabulary")

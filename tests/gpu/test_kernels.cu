@@ -509,6 +509,92 @@ static void test_attn_prefill(Rng &rng) {
         }
 }
 
+// Prefill of chunks that continue a cached prefix: the keys before pos0 sit
+// in per-sequence caches (a sliding-window ring written in position order,
+// so it holds only the last W+1 positions), the chunk's own keys in the
+// packed rows; the result must equal attention over the whole sequence.
+static void test_attn_prefill_cached(Rng &rng) {
+    struct Case { std::vector<int> lens, pos0; int nh, nkv, dk, dv, M, W; };
+    std::vector<Case> cases = {
+        {{45, 70, 1}, {4, 200, 90}, 4, 2, 16, 32, 4, 64},           // ring wrapped, prefix shorter than the window
+        {{10, 3}, {2, 7}, 4, 2, 16, 32, 6, 12},                     // prefix ends inside the meta tokens
+        {{300, 33}, {128, 1500}, 25, 5, 64, 128, 128, 256},         // Hymba-1.5B heads, long prefix, window crossed
+        {{200}, {700}, 25, 5, 64, 128, 128, 0},                     // global layer
+        {{64, 5}, {0, 3}, 8, 8, 64, 64, 0, 0},                      // no meta, an empty prefix
+    };
+    if (g_small) cases = {{{45, 3}, {20, 90}, 4, 2, 16, 32, 4, 16}, {{40}, {50}, 2, 1, 64, 128, 3, 0}};
+    for (hk_dtype d : kDtypes)
+        for (size_t ci = 0; ci < cases.size(); ci++) {
+            const Case &cs = cases[ci];
+            int B = (int)cs.lens.size(), nh = cs.nh, nkv = cs.nkv, dk = cs.dk, dv = cs.dv, M = cs.M, W = cs.W;
+            int group = nh / nkv, kw = nkv * dk, vw = nkv * dv;
+            HymbaConfig cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.n_meta = M;
+            cfg.sliding_window = W;
+            cfg.is_global[0] = W <= 0;
+            std::vector<int> cu = cu_of(cs.lens);
+            int T = cu[B];
+            int ldp = nh * dk + kw + vw + (ci % 2 ? 3 : 8), ldo = nh * dv + 4;
+            int ldkc = kw + (int)(ci % 2), ldvc = vw + (int)(ci % 2);  // odd cases: unaligned cache rows
+            Vec proj = rand_vec(rng, (size_t)T * ldp, -2, 2);
+            round_to(d, proj);
+            size_t es = hk_dtype_size(d);
+            std::vector<void *> kc(B), vc(B);
+            std::vector<Vec> full(B);  // every key | value row of the sequence, positions 0 .. pos0+len-1
+            for (int b = 0; b < B; b++) {
+                int P0 = cs.pos0[b], n = P0 + cs.lens[b];
+                full[b] = rand_vec(rng, (size_t)n * (kw + vw), -2, 2);
+                round_to(d, full[b]);
+                for (int t = 0; t < cs.lens[b]; t++)  // the chunk's k | v go into its packed rows
+                    memcpy(&proj[(size_t)(cu[b] + t) * ldp + nh * dk], &full[b][(size_t)(P0 + t) * (kw + vw)],
+                           sizeof(float) * (kw + vw));
+                int slots = W > 0 ? M + W + 1 : n + 7;
+                Vec hk((size_t)slots * ldkc, NAN), hv((size_t)slots * ldvc, NAN);
+                for (int p = 0; p < P0; p++) {
+                    int slot = cache_slot(&cfg, 0, p);
+                    memcpy(&hk[(size_t)slot * ldkc], &full[b][(size_t)p * (kw + vw)], sizeof(float) * kw);
+                    memcpy(&hv[(size_t)slot * ldvc], &full[b][(size_t)p * (kw + vw) + kw], sizeof(float) * vw);
+                }
+                kc[b] = upload(d, hk);
+                vc[b] = upload(d, hv);
+            }
+            void *pd = upload(d, proj), *out = poisoned(d, (size_t)T * ldo);
+            char *pb = (char *)pd;
+            float scale = 1.0f / sqrtf((float)dk);
+            HK(hk_attn_prefill_cached(d, out, ldo, pb, ldp, pb + es * nh * dk, ldp, pb + es * (nh * dk + kw), ldp,
+                                      (const void *const *)upload_ptrs(kc), ldkc, (const void *const *)upload_ptrs(vc),
+                                      ldvc, upload_int(cs.pos0), upload_int(cu), B, max_of(cs.lens), nh, nkv, dk, dv,
+                                      M, W, scale, g_stream));
+            Vec ref((size_t)T * nh * dv);
+            std::vector<int> vis;
+            std::vector<const float *> keys, vals;
+            Vec scores(max_of(cs.pos0) + max_of(cs.lens) + 1);
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < cs.lens[b]; t++) {
+                    visible_keys(cs.pos0[b] + t, M, W, vis);
+                    for (int g = 0; g < nkv; g++) {
+                        keys.clear(), vals.clear();
+                        for (int kp : vis) {
+                            keys.push_back(&full[b][(size_t)kp * (kw + vw) + g * dk]);
+                            vals.push_back(&full[b][(size_t)kp * (kw + vw) + kw + g * dv]);
+                        }
+                        for (int j = g * group; j < (g + 1) * group; j++)
+                            attend(&ref[(size_t)(cu[b] + t) * nh * dv + j * dv],
+                                   &proj[(size_t)(cu[b] + t) * ldp + j * dk], keys.data(), vals.data(),
+                                   (int)keys.size(), dk, dv, scale, scores.data());
+                    }
+                }
+            for (auto &x : ref) x = rnd(d, x);
+            report("attn_cached",
+                   fmt("lens=%s pos0=%s nh=%d nkv=%d dk=%d dv=%d M=%d W=%d", lens_str(cs.lens).c_str(),
+                       lens_str(cs.pos0).c_str(), nh, nkv, dk, dv, M, W),
+                   dname(d), download(d, out, (size_t)T * ldo), ldo, ref, (size_t)nh * dv, T, (size_t)nh * dv,
+                   tol_of(d));
+            free_all();
+        }
+}
+
 // kv_store of a packed prefill chunk and of one decode row, then decode
 // attention; the cache contents are checked against a host cache filled in
 // position order through the engine's own cache_slot().
@@ -962,6 +1048,7 @@ int main(int argc, char **argv) {
     test_conv1d(rng);
     test_scan(rng);
     test_attn_prefill(rng);
+    test_attn_prefill_cached(rng);
     test_attn_decode(rng);
     test_gemm(rng);
     printf("%d checks, %d failed\n", g_checks, g_failures);

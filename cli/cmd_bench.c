@@ -1,0 +1,380 @@
+/* cmd_bench.c: `hymeval bench`: prefill and decode throughput of a backend
+   on a checkpoint, with the paper's protocol: B sequences of L random
+   tokens prefilled together, then N greedy decode steps of the whole batch;
+   the batch is halved on out-of-memory until it fits. One warm-up run (the
+   same batch, a short context) precedes the timed repeats; every figure is
+   the median over the repeats. Timings are wall clock around backend calls
+   that end synchronised (each forward copies its logits to the host).
+
+   Floors (docs/PERFORMANCE.md): prefill >= (2 x layer-matmul parameters x
+   tokens + attention FLOPs) / 784 TFLOP/s; a decode step >= (weight bytes
+   + cache bytes read) / 3019 GB/s — the H100 ceilings measured there. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend.h"
+#include "cli.h"
+#include "model.h"
+#ifdef HYMEVAL_HAVE_CUDA
+#include "backend_cuda.h"
+#endif
+
+#define CEIL_TFLOPS 784.0 /* BF16 GEMM, H100, docs/PERFORMANCE.md */
+#define CEIL_GBS 3019.0   /* device copy bandwidth, idem */
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: hymeval bench DIR [--batch B] [--context L] [--decode N] [--device cuda|cpu]\n"
+            "                     [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--repeats R] [--seed S] [--json]\n\n"
+            "Measures a backend on the checkpoint in DIR: B sequences of L random tokens are\n"
+            "prefilled together, then decoded N greedy steps as one batch. Reports prefill and\n"
+            "decode tokens/s, time to first token, cache bytes per sequence (held by the backend\n"
+            "and by the formula, BF16 K/V and conv state, FP32 SSM state), device memory, and the\n"
+            "floors of docs/PERFORMANCE.md. On out-of-memory the batch is halved and the run\n"
+            "repeated (the paper's protocol); the table says so. Defaults: --batch 1 --context 1024\n"
+            "--decode 64 --repeats 3, --device cuda (cpu in a build without CUDA), --precision\n"
+            "bf16-hf on cuda and fp32 on cpu.\n\n"
+            "Any checkpoint works; the paper's setting is a random Hymba-1.5B:\n"
+            "  hymeval init-model --config models/configs/hymba-1.5b.json --out /tmp/h15\n"
+            "  hymeval bench /tmp/h15 --batch 128 --context 8192 --decode 64\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* One run's figures. */
+typedef struct {
+    double begin_s, prefill_s, ttft_s, decode_s;
+    size_t cache_bytes;     /* backend's, one sequence, after the run */
+    size_t dev_used;        /* cudaMemGetInfo used at the end of decode minus before open */
+} RunFigures;
+
+/* Buffers of one batch size. */
+typedef struct {
+    int B, L, N;
+    int32_t **prompts, *next;
+    const int32_t **feed;
+    int *lens, *ones;
+    float *logits;          /* [B][V] */
+    float **rows;
+    Sequence **seqs;
+} Batch;
+
+static void batch_free(Batch *bt) {
+    for (int i = 0; bt->prompts && i < bt->B; i++) free(bt->prompts[i]);
+    free(bt->prompts), free(bt->next), free(bt->feed), free(bt->lens), free(bt->ones);
+    free(bt->logits), free(bt->rows), free(bt->seqs);
+    memset(bt, 0, sizeof *bt);
+}
+
+static int batch_alloc(Batch *bt, int B, int L, int N, int V, unsigned long long seed) {
+    memset(bt, 0, sizeof *bt);
+    bt->B = B, bt->L = L, bt->N = N;
+    bt->prompts = calloc((size_t)B, sizeof *bt->prompts);
+    bt->next = calloc((size_t)B, sizeof *bt->next);
+    bt->feed = calloc((size_t)B, sizeof *bt->feed);
+    bt->lens = calloc((size_t)B, sizeof *bt->lens);
+    bt->ones = calloc((size_t)B, sizeof *bt->ones);
+    bt->logits = malloc(sizeof(float) * (size_t)B * V);
+    bt->rows = calloc((size_t)B, sizeof *bt->rows);
+    bt->seqs = calloc((size_t)B, sizeof *bt->seqs);
+    if (!bt->prompts || !bt->next || !bt->feed || !bt->lens || !bt->ones || !bt->logits || !bt->rows || !bt->seqs)
+        return -1;
+    unsigned long long s = seed;
+    for (int i = 0; i < B; i++) {
+        bt->prompts[i] = malloc(sizeof(int32_t) * (size_t)L);
+        if (!bt->prompts[i]) return -1;
+        for (int t = 0; t < L; t++) { /* splitmix64 ids, away from the special ids 0..2 */
+            unsigned long long z = (s += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            z ^= z >> 31;
+            bt->prompts[i][t] = (int32_t)(3 + z % (unsigned long long)(V > 3 ? V - 3 : 1));
+        }
+        bt->lens[i] = L;
+        bt->ones[i] = 1;
+        bt->rows[i] = bt->logits + (size_t)i * V;
+        bt->feed[i] = &bt->next[i];
+    }
+    return 0;
+}
+
+static size_t device_used(void) {
+#ifdef HYMEVAL_HAVE_CUDA
+    size_t fr, tot;
+    if (cuda_mem_info(&fr, &tot) == 0) return tot - fr;
+#endif
+    return 0;
+}
+
+/* begin + prefill (LOGITS_LAST) + n_decode greedy steps on context L. */
+static int run_once(Backend *b, Batch *bt, int L, int n_decode, size_t used_before, RunFigures *f, Err *err) {
+    const int V = b->model->cfg.vocab_size, B = bt->B;
+    int rc = -1;
+    memset(f, 0, sizeof *f);
+    for (int i = 0; i < B; i++) bt->lens[i] = L;
+    double t0 = now_s();
+    for (int i = 0; i < B; i++)
+        if (!(bt->seqs[i] = b->begin(b, err))) goto done;
+    double t1 = now_s();
+    if (b->forward(b, bt->seqs, (const int32_t *const *)bt->prompts, bt->lens, B, LOGITS_LAST, bt->rows, err)) goto done;
+    double t2 = now_s();
+    for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
+    double t3 = now_s();
+    f->begin_s = t1 - t0;
+    f->prefill_s = t2 - t1;
+    f->ttft_s = t3 - t0;
+    for (int step = 0; step < n_decode; step++) {
+        if (b->forward(b, bt->seqs, bt->feed, bt->ones, B, LOGITS_LAST, bt->rows, err)) goto done;
+        for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
+    }
+    f->decode_s = now_s() - t3;
+    f->cache_bytes = b->cache_bytes(b, bt->seqs[0]);
+    size_t used = device_used();
+    f->dev_used = used > used_before ? used - used_before : 0;
+    rc = 0;
+done:
+    for (int i = 0; i < B; i++) {
+        if (bt->seqs[i]) b->release(b, bt->seqs[i]);
+        bt->seqs[i] = NULL;
+    }
+    return rc;
+}
+
+static int is_oom(const Err *err) { return strstr(err->msg, "out of device memory") || strstr(err->msg, "out of memory"); }
+
+/* Attention FLOPs of prefilling L text tokens after the M meta tokens, one sequence. */
+static double attention_flops(const HymbaConfig *c, long L) {
+    double pairs_global = 0, pairs_window = 0;
+    for (long p = c->n_meta; p < c->n_meta + L; p++) {
+        pairs_global += (double)(p + 1);
+        long band_start = p - c->sliding_window > c->n_meta ? p - c->sliding_window : c->n_meta;
+        pairs_window += (double)c->n_meta + (double)(p + 1 - band_start);
+    }
+    double per_pair = 2.0 * c->n_heads * (c->head_dim + c->v_head_dim), total = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        if (layer_has_attn(c, l)) total += per_pair * (c->is_global[l] ? pairs_global : pairs_window);
+    return total;
+}
+
+int cmd_bench(int argc, char **argv) {
+#ifdef HYMEVAL_HAVE_CUDA
+    const char *device = "cuda";
+#else
+    const char *device = "cpu";
+#endif
+    const char *dir = NULL, *prec_name = NULL;
+    long batch = 1, context = 1024, n_decode = 64, repeats = 3, seed = 1;
+    int json = 0;
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--batch") == 0 && (v = cli_value(argc, argv, &i))) {
+            if ((batch = cli_long(a, v, 1, 1 << 20)) < 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--context") == 0 && (v = cli_value(argc, argv, &i))) {
+            if ((context = cli_long(a, v, 1, 1 << 24)) < 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--decode") == 0 && (v = cli_value(argc, argv, &i))) {
+            if ((n_decode = cli_long(a, v, 0, 1 << 24)) < 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--repeats") == 0 && (v = cli_value(argc, argv, &i))) {
+            if ((repeats = cli_long(a, v, 1, 1000)) < 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--seed") == 0 && (v = cli_value(argc, argv, &i))) {
+            if ((seed = cli_long(a, v, 0, 0x7fffffff)) < 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--device") == 0 && (v = cli_value(argc, argv, &i))) {
+            device = v;
+        } else if (strcmp(a, "--precision") == 0 && (v = cli_value(argc, argv, &i))) {
+            prec_name = v;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (a[0] != '-' && !dir) {
+            dir = a;
+        } else {
+            if (i < argc) fprintf(stderr, "error: unexpected argument \"%s\"\n", a);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir) {
+        fprintf(stderr,
+                "error: hymeval bench needs a checkpoint directory (DIR). For the paper's setting make a\n"
+                "random Hymba-1.5B first:\n"
+                "  hymeval init-model --config models/configs/hymba-1.5b.json --out /tmp/h15\n"
+                "  hymeval bench /tmp/h15 --batch 128 --context 8192 --decode 64\n\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!prec_name) prec_name = strcmp(device, "cuda") == 0 ? "bf16-hf" : "fp32";
+    Precision prec;
+    if (precision_parse(prec_name, &prec)) {
+        fprintf(stderr, "error: unknown --precision \"%s\"\n", prec_name);
+        return EXIT_USAGE;
+    }
+
+    Err err;
+    size_t used_before = strcmp(device, "cuda") == 0 ? device_used() : 0;
+    HymbaModel *m = model_load(dir, prec, &err);
+    if (!m) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        return EXIT_FAIL;
+    }
+    Backend *b = backend_open(m, device, &err);
+    if (!b) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        model_free(m);
+        return EXIT_FAIL;
+    }
+    const HymbaConfig *c = &m->cfg;
+    const int V = c->vocab_size;
+    int B = (int)batch, L = (int)context, N = (int)n_decode, warm_L = L < 256 ? L : 256, warm_N = N < 4 ? N : 4;
+    char halvings[1024] = "";
+    double *pre = calloc((size_t)repeats, sizeof(double)), *dec = calloc((size_t)repeats, sizeof(double));
+    double *ttft = calloc((size_t)repeats, sizeof(double)), *beg = calloc((size_t)repeats, sizeof(double));
+    RunFigures last = {0};
+    Batch bt = {0};
+    int rc = EXIT_FAIL;
+    if (!pre || !dec || !ttft || !beg) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    for (;;) {
+        if (batch_alloc(&bt, B, L, N, V, (unsigned long long)seed)) {
+            fprintf(stderr, "error: out of host memory for a batch of %d x %d tokens\n", B, L);
+            goto out;
+        }
+        RunFigures f;
+        int failed = run_once(b, &bt, warm_L, warm_N, used_before, &f, &err);
+#ifdef HYMEVAL_HAVE_CUDA
+        backend_cuda_reset_peak(b);
+#endif
+        for (int r = 0; !failed && r < repeats; r++) {
+            failed = run_once(b, &bt, L, N, used_before, &f, &err);
+            if (!failed) pre[r] = f.prefill_s, dec[r] = f.decode_s, ttft[r] = f.ttft_s, beg[r] = f.begin_s, last = f;
+        }
+        batch_free(&bt);
+        if (!failed) break;
+        if (!is_oom(&err) || B == 1) {
+            fprintf(stderr, "error: batch %d: %s\n", B, err.msg);
+            goto out;
+        }
+        size_t used = strlen(halvings);
+        snprintf(halvings + used, sizeof halvings - used, "%s%d", used ? ", " : "", B);
+        fprintf(stderr, "bench: batch %d does not fit (%s); halving\n", B, err.msg);
+        B /= 2;
+    }
+
+    {
+        double prefill_s = median(pre, (int)repeats), decode_s = median(dec, (int)repeats);
+        double ttft_s = median(ttft, (int)repeats), begin_s = median(beg, (int)repeats);
+        double prefill_tps = (double)B * L / prefill_s, decode_tps = N > 0 ? (double)B * N / decode_s : 0;
+        double formula_bf16 = config_cache_bytes(c, (long)L + N, 2, 2);
+        int elem = prec == PREC_FP32 ? 4 : 2;
+        double formula_prec = config_cache_bytes(c, (long)L + N, elem, elem);
+        ParamCount pc = config_param_count(c);
+        double layer_params = (double)(pc.attn_qkv + pc.ssm + pc.fuse_out + pc.mlp);
+        double lm_flops = 2.0 * V * c->hidden_size;
+        double prefill_flops = (2.0 * layer_params * L + attention_flops(c, L) + lm_flops) * B;
+        double prefill_floor_s = prefill_flops / (CEIL_TFLOPS * 1e12);
+        /* a decode step reads every weight once and each sequence's cache (K/V, conv and SSM states) */
+        double weight_bytes = (double)pc.total * elem;
+        double step_bytes = weight_bytes + (double)B * config_cache_bytes(c, (long)L + N / 2, elem, elem);
+        double step_floor_s = step_bytes / (CEIL_GBS * 1e9);
+        size_t alloc_weights = 0, alloc_peak = 0;
+        int pass_tokens = 0;
+#ifdef HYMEVAL_HAVE_CUDA
+        CudaMemStats ms;
+        if (backend_cuda_mem_stats(b, &ms) == 0) alloc_weights = ms.weights, alloc_peak = ms.peak, pass_tokens = ms.pass_tokens;
+#endif
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "checkpoint", dir);
+            cJSON_AddStringToObject(o, "device", b->device);
+            cJSON_AddStringToObject(o, "precision", precision_name(prec));
+            cJSON_AddNumberToObject(o, "batch", B);
+            cJSON_AddNumberToObject(o, "batch_asked", (double)batch);
+            cJSON_AddStringToObject(o, "batch_halved_from", halvings);
+            cJSON_AddNumberToObject(o, "context", L);
+            cJSON_AddNumberToObject(o, "decode_steps", N);
+            cJSON_AddNumberToObject(o, "repeats", (double)repeats);
+            cJSON_AddNumberToObject(o, "warmup_context", warm_L);
+            cJSON_AddNumberToObject(o, "warmup_decode_steps", warm_N);
+            cJSON_AddNumberToObject(o, "begin_seconds", begin_s);
+            cJSON_AddNumberToObject(o, "prefill_seconds", prefill_s);
+            cJSON_AddNumberToObject(o, "prefill_tokens_per_s", prefill_tps);
+            cJSON_AddNumberToObject(o, "ttft_seconds", ttft_s);
+            cJSON_AddNumberToObject(o, "decode_seconds", decode_s);
+            cJSON_AddNumberToObject(o, "decode_tokens_per_s", decode_tps);
+            cJSON_AddNumberToObject(o, "decode_step_ms", N > 0 ? decode_s / N * 1e3 : 0);
+            cJSON_AddNumberToObject(o, "cache_bytes_per_seq_backend", (double)last.cache_bytes);
+            cJSON_AddNumberToObject(o, "cache_bytes_per_seq_formula_bf16", formula_bf16);
+            cJSON_AddNumberToObject(o, "cache_bytes_per_seq_formula_at_precision", formula_prec);
+            cJSON_AddNumberToObject(o, "device_weights_bytes", (double)alloc_weights);
+            cJSON_AddNumberToObject(o, "device_allocator_peak_bytes", (double)alloc_peak);
+            cJSON_AddNumberToObject(o, "device_used_bytes_memgetinfo", (double)last.dev_used);
+            cJSON_AddNumberToObject(o, "pass_tokens", pass_tokens);
+            cJSON_AddNumberToObject(o, "prefill_floor_seconds", prefill_floor_s);
+            cJSON_AddNumberToObject(o, "decode_step_floor_ms", step_floor_s * 1e3);
+            char *text = cJSON_Print(o);
+            if (text) printf("%s\n", text);
+            free(text);
+            cJSON_Delete(o);
+        } else {
+            printf("hymeval bench: %s on %s\n", dir, b->device);
+            printf("batch %d%s%s%s, context %d, decode %d steps, median of %ld (after a warm-up: context %d, %d steps)\n",
+                   B, halvings[0] ? " (halved on out-of-memory from " : "", halvings, halvings[0] ? ")" : "", L, N,
+                   repeats, warm_L, warm_N);
+            printf("| %-36s | %16s | %-30s |\n", "metric", "value", "floor (H100 ceilings)");
+            printf("| %-36s | %16.1f | %-30s |\n", "prefill tokens/s", prefill_tps, "");
+            char fl[64];
+            snprintf(fl, sizeof fl, "%.3f s (%.0f tok/s)", prefill_floor_s, (double)B * L / prefill_floor_s);
+            printf("| %-36s | %16.3f | %-30s |\n", "prefill seconds", prefill_s, fl);
+            printf("| %-36s | %16.3f | %-30s |\n", "time to first token (s)", ttft_s, "");
+            printf("| %-36s | %16.4f | %-30s |\n", "  of which begin (s)", begin_s, "");
+            printf("| %-36s | %16.1f | %-30s |\n", "decode tokens/s", decode_tps, "");
+            snprintf(fl, sizeof fl, "%.3f ms (%.0f tok/s)", step_floor_s * 1e3, (double)B / step_floor_s);
+            printf("| %-36s | %16.3f | %-30s |\n", "decode ms per step", N > 0 ? decode_s / N * 1e3 : 0, fl);
+            printf("| %-36s | %16zu | %-30s |\n", "cache bytes/seq (backend)", last.cache_bytes, "");
+            printf("| %-36s | %16.0f | %-30s |\n", "cache bytes/seq (formula, BF16)", formula_bf16, "");
+            printf("| %-36s | %16.0f | %-30s |\n", "cache bytes/seq (formula, run dtype)", formula_prec, "");
+            if (alloc_peak) {
+                printf("| %-36s | %16zu | %-30s |\n", "device weights (bytes)", alloc_weights, "");
+                printf("| %-36s | %16zu | %-30s |\n", "device allocator peak (bytes)", alloc_peak, "");
+                printf("| %-36s | %16zu | %-30s |\n", "device used, cudaMemGetInfo (bytes)", last.dev_used, "");
+                printf("| %-36s | %16d | %-30s |\n", "rows per forward pass", pass_tokens, "");
+            }
+        }
+    }
+    rc = EXIT_OK;
+out:
+    batch_free(&bt);
+    free(pre), free(dec), free(ttft), free(beg);
+    backend_close(b);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,12 @@
+/* kinds.h: the task kinds the registry knows (one file each). */
+#ifndef HYMEVAL_KINDS_H
+#define HYMEVAL_KINDS_H
+
+#include "task.h"
+
+extern const TaskKind kind_niah;             /* tasks/niah.c */
+extern const TaskKind kind_recall;           /* tasks/recall.c (+ recall_data.c) */
+extern const TaskKind kind_squad_c;          /* tasks/squad_c.c */
+extern const TaskKind kind_multiple_choice;  /* tasks/multiple_choice.c */
+
+#endif

@@ -1,0 +1,410 @@
+// test_backend.cu: the CUDA backend (kernels/backend_cuda.cu), whole model,
+// against the CPU reference backend on random checkpoints made with
+// `hymeval init-model`:
+//   - CUDA fp32 logits vs CPU fp32: max relative error < 1e-4;
+//   - CUDA bf16-hf vs CPU fp32: max relative error < 2e-2 and top-1
+//     agreement >= 99% (and, for information, vs CPU bf16-hf);
+//   - on the GPU (fp32): prefill == token-by-token decode, a batch of
+//     sequences of different lengths (and a mixed prefill/decode call) ==
+//     each sequence alone, a forward cut into several passes == one pass,
+//     fork + continue == the straight run (< 1e-5 each);
+//   - generate_batch on the GPU gives the CPU's greedy ids (fp32);
+//   - cache bytes held vs the formula.
+// Relative error: max|gpu - ref| / max|ref| over all logits compared; NaN fails.
+//
+// usage: test_backend [--bin HYMEVAL] [--configs DIR] [--work DIR] [--big CHECKPOINT] [--big-only]
+//   --bin: the hymeval binary that makes the checkpoints ($HYMEVAL_BIN, else
+//   beside this program); --configs: models/configs ($HYMEVAL_SOURCE_ROOT/
+//   models/configs, else ./models/configs); --big: also check this (large,
+//   e.g. random Hymba-1.5B) checkpoint on a few hundred positions.
+// exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "backend.h"
+#include "generate.h"
+#include "model.h"
+}
+
+typedef std::vector<int32_t> Ids;
+typedef std::vector<float> Vec;
+
+static int g_checks = 0, g_failures = 0;
+
+static void die(const char *what, const Err &err) {
+    fprintf(stderr, "test_backend: %s: %s\n", what, err.msg);
+    exit(1);
+}
+
+static double now_s() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed) {}
+    uint64_t next() {  // splitmix64
+        uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    Ids ids(int n, int V) {
+        Ids v(n);
+        for (auto &x : v) x = (int32_t)(next() % (uint64_t)V);
+        return v;
+    }
+};
+
+struct Cmp {
+    double rel = 0, top1 = 1;
+    size_t rows = 0;
+    bool nan = false;
+};
+
+// got and ref: rows of V logits each.
+static Cmp compare(const Vec &got, const Vec &ref, int V) {
+    Cmp c;
+    double max_diff = 0, max_ref = 0;
+    size_t agree = 0;
+    c.rows = ref.size() / V;
+    for (size_t r = 0; r < c.rows; r++) {
+        const float *g = &got[r * V], *f = &ref[r * V];
+        int ag = 0, af = 0;
+        for (int i = 0; i < V; i++) {
+            if (!isfinite(g[i]) || !isfinite(f[i])) c.nan = true;
+            max_diff = fmax(max_diff, fabs((double)g[i] - f[i]));
+            max_ref = fmax(max_ref, fabs((double)f[i]));
+            if (g[i] > g[ag]) ag = i;
+            if (f[i] > f[af]) af = i;
+        }
+        agree += ag == af;
+    }
+    c.rel = c.nan || max_ref == 0 ? INFINITY : max_diff / max_ref;
+    c.top1 = c.rows ? (double)agree / c.rows : 0;
+    return c;
+}
+
+// One table row; a limit of 0 means "for information".
+static void report(const std::string &model, const char *check, const Cmp &c, double limit, double top1_min = 0) {
+    bool ok = !c.nan && (limit == 0 || c.rel < limit) && c.top1 >= top1_min;
+    g_checks++;
+    if (!ok) g_failures++;
+    char lim[64];
+    if (limit == 0) snprintf(lim, sizeof lim, "(info)");
+    else if (top1_min > 0) snprintf(lim, sizeof lim, "< %.0e, top-1 >= %.0f%%", limit, top1_min * 100);
+    else snprintf(lim, sizeof lim, "< %.0e", limit);
+    printf("| %-13s | %-34s | %6zu | %10.3e | %7.2f%% | %-22s | %s\n", model.c_str(), check, c.rows, c.rel,
+           c.top1 * 100, lim, ok ? "ok" : "FAIL");
+    fflush(stdout);
+}
+
+static void report_flag(const std::string &model, const char *check, bool ok, const char *detail) {
+    g_checks++;
+    if (!ok) g_failures++;
+    printf("| %-13s | %-34s | %-52s | %s\n", model.c_str(), check, detail, ok ? "ok" : "FAIL");
+    fflush(stdout);
+}
+
+// Logits of every position of each prompt (LOGITS_ALL): one forward call
+// for the whole batch, or one sequence at a time.
+static std::vector<Vec> run_all(Backend *b, const std::vector<Ids> &prompts, bool batched) {
+    const int V = b->model->cfg.vocab_size, n = (int)prompts.size();
+    std::vector<Vec> out(n);
+    std::vector<Sequence *> seqs(n);
+    std::vector<const int32_t *> ids(n);
+    std::vector<int> lens(n);
+    std::vector<float *> rows(n);
+    Err err;
+    for (int i = 0; i < n; i++) {
+        out[i].assign((size_t)prompts[i].size() * V, NAN);
+        if (!(seqs[i] = b->begin(b, &err))) die("begin", err);
+        ids[i] = prompts[i].data(), lens[i] = (int)prompts[i].size(), rows[i] = out[i].data();
+    }
+    if (batched) {
+        if (b->forward(b, seqs.data(), ids.data(), lens.data(), n, LOGITS_ALL, rows.data(), &err)) die("forward", err);
+    } else {
+        for (int i = 0; i < n; i++)
+            if (b->forward(b, &seqs[i], &ids[i], &lens[i], 1, LOGITS_ALL, &rows[i], &err)) die("forward", err);
+    }
+    for (auto s : seqs) b->release(b, s);
+    return out;
+}
+
+static Vec concat(const std::vector<Vec> &v) {
+    Vec out;
+    for (auto &x : v) out.insert(out.end(), x.begin(), x.end());
+    return out;
+}
+
+static Backend *open_cuda(HymbaModel *m) {
+    Err err;
+    Backend *b = backend_cuda_open(m, &err);
+    if (!b) die("backend_cuda_open", err);
+    return b;
+}
+
+static HymbaModel *load(const std::string &dir, Precision p) {
+    Err err;
+    HymbaModel *m = model_load(dir.c_str(), p, &err);
+    if (!m) die(dir.c_str(), err);
+    return m;
+}
+
+// Parity of whole-model logits with the CPU over the given prompts.
+static void parity(const std::string &name, HymbaModel *mf, HymbaModel *mb, HymbaModel *mcb,
+                   const std::vector<Ids> &prompts) {
+    const int V = mf->cfg.vocab_size;
+    Err err;
+    Backend *cpu = backend_cpu_open(mf, &err);
+    if (!cpu) die("backend_cpu_open", err);
+    double t0 = now_s();
+    Vec ref = concat(run_all(cpu, prompts, false));
+    double t_cpu = now_s() - t0;
+    Backend *gf = open_cuda(mf);
+    t0 = now_s();
+    Vec g32 = concat(run_all(gf, prompts, true));
+    double t_gpu = now_s() - t0;
+    report(name, "cuda fp32 vs cpu fp32", compare(g32, ref, V), 1e-4);
+    backend_close(gf);
+    Backend *gb = open_cuda(mb);
+    Vec g16 = concat(run_all(gb, prompts, true));
+    report(name, "cuda bf16-hf vs cpu fp32", compare(g16, ref, V), 2e-2, 0.99);
+    if (mcb) {  // the same BF16 emulation on the CPU: agreement up to summation order
+        Backend *cb = backend_cpu_open(mcb, &err);
+        if (!cb) die("backend_cpu_open", err);
+        report(name, "cuda bf16-hf vs cpu bf16-hf", compare(g16, concat(run_all(cb, prompts, false)), V), 0);
+        backend_close(cb);
+    }
+    backend_close(gb);
+    backend_close(cpu);
+    printf("|               |   (cpu %.1f s, cuda %.2f s incl. the meta prefix)\n", t_cpu, t_gpu);
+}
+
+// GPU self-consistency in fp32 on one model.
+static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int long_len) {
+    const int V = mf->cfg.vocab_size;
+    Err err;
+    Backend *g = open_cuda(mf);
+
+    // prefill == token-by-token decode
+    {
+        Ids p = rng.ids(long_len, V);
+        Vec pre = run_all(g, {p}, true)[0], dec((size_t)long_len * V, NAN);
+        Sequence *s = g->begin(g, &err);
+        if (!s) die("begin", err);
+        for (int t = 0; t < long_len; t++) {
+            const int32_t *id = &p[t];
+            int one = 1;
+            float *row = &dec[(size_t)t * V];
+            if (g->forward(g, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
+        }
+        report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
+        char detail[128];
+        double formula = config_cache_bytes(&mf->cfg, long_len, 4, 4);
+        size_t held = g->cache_bytes(g, s);
+        snprintf(detail, sizeof detail, "cache after %d tokens: %zu B held, formula %.0f B", long_len, held, formula);
+        report_flag(name, "cache bytes >= formula (fp32)", held >= formula && g->length(s) == long_len, detail);
+        g->release(g, s);
+    }
+    // a batch of different lengths == each alone; then a mixed call (decode + prefill)
+    {
+        std::vector<Ids> ps = {rng.ids(37, V), rng.ids(long_len, V), rng.ids(1, V), rng.ids(128, V)};
+        report(name, "batch of 4 lengths == each alone", compare(concat(run_all(g, ps, true)),
+                                                                 concat(run_all(g, ps, false)), V), 1e-5);
+        std::vector<Ids> more = {rng.ids(1, V), rng.ids(17, V), rng.ids(1, V), rng.ids(40, V)};
+        int n = (int)ps.size();
+        std::vector<Sequence *> bs(n), solo(n);
+        std::vector<Vec> lb(n), ls(n);
+        for (int i = 0; i < n; i++) {
+            if (!(bs[i] = g->begin(g, &err)) || !(solo[i] = g->begin(g, &err))) die("begin", err);
+            const int32_t *id = ps[i].data();
+            int len = (int)ps[i].size();
+            if (g->forward(g, &bs[i], &id, &len, 1, LOGITS_NONE, nullptr, &err) ||
+                g->forward(g, &solo[i], &id, &len, 1, LOGITS_NONE, nullptr, &err))
+                die("forward", err);
+            lb[i].assign(more[i].size() * V, NAN);
+            ls[i].assign(more[i].size() * V, NAN);
+        }
+        std::vector<const int32_t *> ids(n);
+        std::vector<int> lens(n);
+        std::vector<float *> rows(n);
+        for (int i = 0; i < n; i++) ids[i] = more[i].data(), lens[i] = (int)more[i].size(), rows[i] = lb[i].data();
+        if (g->forward(g, bs.data(), ids.data(), lens.data(), n, LOGITS_ALL, rows.data(), &err)) die("mixed", err);
+        for (int i = 0; i < n; i++) {
+            float *row = ls[i].data();
+            if (g->forward(g, &solo[i], &ids[i], &lens[i], 1, LOGITS_ALL, &row, &err)) die("forward", err);
+            g->release(g, bs[i]);
+            g->release(g, solo[i]);
+        }
+        report(name, "mixed decode+prefill batch == alone", compare(concat(lb), concat(ls), V), 1e-5);
+
+        // the same batch cut into passes of 50 rows (chunked prefill) == one pass
+        setenv("HYMEVAL_CUDA_PASS_TOKENS", "50", 1);
+        Backend *gc = open_cuda(mf);
+        unsetenv("HYMEVAL_CUDA_PASS_TOKENS");
+        report(name, "passes of 50 rows == one pass", compare(concat(run_all(gc, ps, true)),
+                                                               concat(run_all(g, ps, true)), V), 1e-5);
+        backend_close(gc);
+    }
+    // fork + continue == the straight run (and the original is unaffected)
+    {
+        Ids a = rng.ids(long_len / 2 + 3, V), x = rng.ids(90, V), y = rng.ids(60, V);
+        Sequence *s = g->begin(g, &err);
+        const int32_t *id = a.data();
+        int len = (int)a.size();
+        if (!s || g->forward(g, &s, &id, &len, 1, LOGITS_NONE, nullptr, &err)) die("forward", err);
+        Sequence *f = g->fork(g, s, &err);
+        if (!f) die("fork", err);
+        Vec lx(x.size() * V), ly(y.size() * V);
+        float *row = lx.data();
+        id = x.data(), len = (int)x.size();
+        if (g->forward(g, &f, &id, &len, 1, LOGITS_ALL, &row, &err)) die("forward", err);
+        row = ly.data(), id = y.data(), len = (int)y.size();
+        if (g->forward(g, &s, &id, &len, 1, LOGITS_ALL, &row, &err)) die("forward", err);
+        g->release(g, f);
+        g->release(g, s);
+        Ids ax = a, ay = a;
+        ax.insert(ax.end(), x.begin(), x.end());
+        ay.insert(ay.end(), y.begin(), y.end());
+        std::vector<Vec> straight = run_all(g, {ax, ay}, true);
+        Vec sx(straight[0].end() - x.size() * V, straight[0].end()), sy(straight[1].end() - y.size() * V, straight[1].end());
+        report(name, "fork + continue == straight run", compare(lx, sx, V), 1e-5);
+        report(name, "original after fork == straight", compare(ly, sy, V), 1e-5);
+    }
+    backend_close(g);
+}
+
+// Greedy generation on the GPU gives the CPU's ids.
+static void generation(const std::string &name, HymbaModel *mf, Rng &rng) {
+    const int V = mf->cfg.vocab_size;
+    Err err;
+    std::vector<Ids> ps = {rng.ids(5, V), rng.ids(33, V), rng.ids(70, V)};
+    std::vector<const int32_t *> ids;
+    std::vector<int> lens;
+    for (auto &p : ps) ids.push_back(p.data()), lens.push_back((int)p.size());
+    GenerateOptions opt;
+    memset(&opt, 0, sizeof opt);
+    opt.max_new_tokens = 40;
+    opt.stop_at_eos = 0;
+    Backend *cpu = backend_cpu_open(mf, &err), *g = open_cuda(mf);
+    if (!cpu) die("backend_cpu_open", err);
+    std::vector<GenerateResult> rc(ps.size()), rg(ps.size());
+    if (generate_batch(cpu, ids.data(), lens.data(), (int)ps.size(), &opt, rc.data(), &err)) die("generate cpu", err);
+    if (generate_batch(g, ids.data(), lens.data(), (int)ps.size(), &opt, rg.data(), &err)) die("generate cuda", err);
+    int same = 0, total = 0;
+    for (size_t i = 0; i < ps.size(); i++) {
+        total += rc[i].n_ids;
+        for (int t = 0; t < rc[i].n_ids && t < rg[i].n_ids; t++) same += rc[i].ids[t] == rg[i].ids[t];
+        if (rg[i].n_ids != rc[i].n_ids) same = -1000000;
+        generate_result_free(&rc[i]);
+        generate_result_free(&rg[i]);
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "%d of %d greedy ids equal (3 prompts, 40 new tokens)", same < 0 ? 0 : same, total);
+    report_flag(name, "generate_batch ids == cpu (fp32)", same == total, detail);
+    backend_close(g);
+    backend_close(cpu);
+}
+
+static std::string dir_of(const char *path) {
+    std::string p(path);
+    size_t k = p.rfind('/');
+    return k == std::string::npos ? "." : p.substr(0, k);
+}
+
+int main(int argc, char **argv) {
+    const char *bin = getenv("HYMEVAL_BIN"), *root = getenv("HYMEVAL_SOURCE_ROOT"), *big = nullptr, *work = nullptr;
+    std::string bin_s = bin ? bin : dir_of(argv[0]) + "/hymeval";
+    std::string configs = root ? std::string(root) + "/models/configs" : "models/configs";
+    bool big_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--bin") == 0 && i + 1 < argc) bin_s = argv[++i];
+        else if (strcmp(argv[i], "--configs") == 0 && i + 1 < argc) configs = argv[++i];
+        else if (strcmp(argv[i], "--work") == 0 && i + 1 < argc) work = argv[++i];
+        else if (strcmp(argv[i], "--big") == 0 && i + 1 < argc) big = argv[++i];
+        else if (strcmp(argv[i], "--big-only") == 0) big_only = true;
+        else {
+            fprintf(stderr, "usage: %s [--bin HYMEVAL] [--configs DIR] [--work DIR] [--big CHECKPOINT] [--big-only]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        printf("no CUDA device: skipping the CUDA backend tests\n");
+        return 77;
+    }
+    char tmpl[] = "/tmp/hymeval_test_backend_XXXXXX";
+    std::string wdir = work ? work : "";
+    if (!work) {
+        if (!mkdtemp(tmpl)) {
+            perror("mkdtemp");
+            return 1;
+        }
+        wdir = tmpl;
+    }
+    printf("| %-13s | %-34s | %6s | %10s | %8s | %-22s | result\n", "model", "check", "rows", "rel. err", "top-1",
+           "limit");
+    Rng rng(20261125);
+    const char *tiny[] = {"tiny-hymba", "tiny-mixed", "tiny-mamba", "tiny-attn", "tiny-swa"};
+    for (const char *name : tiny) {
+        if (big_only) break;
+        std::string out = wdir + "/" + name;
+        std::string cmd = bin_s + " init-model --config " + configs + "/" + name + ".json --out " + out +
+                          " --seed 11 > /dev/null";
+        if (system(cmd.c_str()) != 0) {
+            fprintf(stderr, "test_backend: failed: %s\n", cmd.c_str());
+            return 1;
+        }
+        HymbaModel *mf = load(out, PREC_FP32), *mb = load(out, PREC_BF16_HF), *mcb = load(out, PREC_BF16_HF);
+        const int V = mf->cfg.vocab_size;
+        // a few thousand positions: lengths off the tile sizes, crossing the windows many times
+        std::vector<Ids> prompts = {rng.ids(700, V), rng.ids(513, V), rng.ids(1, V), rng.ids(333, V), rng.ids(901, V)};
+        parity(name, mf, mb, mcb, prompts);
+        consistency(name, mf, rng, 300);
+        generation(name, mf, rng);
+        model_free(mf);
+        model_free(mb);
+        model_free(mcb);
+    }
+    if (big) {
+        std::string name = "big";
+        HymbaModel *mf = load(big, PREC_FP32), *mb = load(big, PREC_BF16_HF);
+        const int V = mf->cfg.vocab_size;
+        std::vector<Ids> prompts = {rng.ids(200, V), rng.ids(37, V), rng.ids(120, V)};
+        parity(name, mf, mb, nullptr, prompts);
+        Err err;  // prefill == decode on the GPU, a short run
+        Backend *g = open_cuda(mf);
+        Ids p = rng.ids(24, V);
+        Vec pre = run_all(g, {p}, true)[0], dec(p.size() * V, NAN);
+        Sequence *s = g->begin(g, &err);
+        if (!s) die("begin", err);
+        for (size_t t = 0; t < p.size(); t++) {
+            const int32_t *id = &p[t];
+            int one = 1;
+            float *row = &dec[t * V];
+            if (g->forward(g, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
+        }
+        g->release(g, s);
+        report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
+        backend_close(g);
+        model_free(mf);
+        model_free(mb);
+    }
+    printf("%d checks, %d failed\n", g_checks, g_failures);
+    return g_failures ? 1 : 0;
+}
