@@ -16,9 +16,11 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "dist.h"
 #include "generate.h"
 #include "loglik.h"
 #include "model.h"
+#include "report.h"
 #include "results.h"
 #include "sha256.h"
 #include "task.h"
@@ -27,19 +29,24 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: hymeval run --tasks FILE [--model DIR] [--out DIR] [--device cpu|cuda]\n"
             "                   [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--limit N] [--only NAME,...]\n"
-            "                   [--batch B] [--resume] [--dry-run]\n\n"
+            "                   [--batch B] [--resume] [--dry-run] [--shard K/N]\n\n"
             "Runs every task of a JSONL task file (docs/TASKS.md) on a model (default: the embedded\n"
             "models/default) and writes DIR/run.json, DIR/samples.jsonl (one line per example, as it\n"
             "is scored) and DIR/summary.json (DESIGN.md section 4). --resume continues an interrupted\n"
             "run in the same DIR without redoing or duplicating examples. --limit caps the examples\n"
             "per task; --only runs the named tasks. Default --out: results/<task file name>.\n"
             "--dry-run validates the file and builds every example (length targeting included)\n"
-            "without running the model or writing results, and prints the example counts.\n");
+            "without running the model or writing results, and prints the example counts.\n\n"
+            "Scale out (README \"Scale out\"): under mpirun -np N (hymeval built with MPI) each rank runs\n"
+            "its share of the examples on the GPU of its node-local rank, and rank 0 merges the shares\n"
+            "into the same DIR a single process writes. Without MPI, --shard K/N runs share K of N\n"
+            "into DIR/parts/, and hymeval merge joins the shards.\n");
 }
 
 typedef struct {
     const char *model_dir, *tasks_path, *out_dir, *device, *precision, *only;
     int limit, batch, resume, dry_run;
+    int shard_index, shard_count; /* --shard K/N; count 0 = not sharded */
 } RunArgs;
 
 /* ---------------------------------------------------------------- hashing */
@@ -128,6 +135,7 @@ typedef struct {
     const TaskKind *kind;
     Progress *progress;
     int batch;
+    const unsigned char *share; /* per example: 1 if this process runs it (a share of the run), NULL = all */
 } Runner;
 
 static cJSON *strv_json(char **v, int n) {
@@ -154,7 +162,7 @@ static cJSON *sample_line(const Runner *r, const Example *ex, const Prediction *
     if (ex->request == REQ_GENERATE) {
         cJSON_AddStringToObject(o, "prediction", pred && pred->text ? pred->text : "");
         cJSON_AddItemToObject(o, "targets", strv_json(ex->targets, ex->n_targets));
-    } else {
+    } else if (ex->request == REQ_LOGLIK) {
         cJSON *ll = cJSON_AddArrayToObject(o, "prediction");
         for (int i = 0; pred && pred->ll && i < ex->n_choices; i++)
             cJSON_AddItemToArray(ll, cJSON_CreateNumber(pred->ll[i]));
@@ -374,19 +382,48 @@ static int run_loglik_example(Runner *r, Example *ex, Err *err) {
     return rc;
 }
 
+static int in_share(const Runner *r, int i) {
+    return !r->share || r->share[i];
+}
+
+/* A measurement (REQ_MEASURE: cache, rope_drift, erf): the kind runs it on
+   the model's CPU forward and scores it; its curves and tables become the
+   sample's "extra". A failed measurement is recorded as an error line. */
+static int run_measure_example(Runner *r, Example *ex, Err *err) {
+    Scores scores = {0};
+    cJSON *extra = NULL;
+    Err m_err;
+    double t0 = now_seconds();
+    int failed = r->kind->measure(r->task, r->backend->model, ex, &scores, &extra, &m_err) != 0;
+    if (extra) {
+        cJSON_Delete(ex->extra);
+        ex->extra = extra;
+    }
+    r->progress->tokens += ex->target_tokens;
+    cJSON *line = sample_line(r, ex, NULL, &scores, now_seconds() - t0, failed ? m_err.msg : NULL);
+    int rc = results_append(r->results, line, err);
+    cJSON_Delete(line);
+    r->progress->done++;
+    progress_show(r->progress, 0);
+    return rc;
+}
+
 static int run_task(Runner *r, ExampleList *list, int limit, Err *err) {
     int n = limit > 0 && limit < list->n ? limit : list->n;
     Pending *gen = calloc((size_t)n + 1, sizeof *gen);
     if (!gen) return err_set(err, "out of memory");
-    int n_gen = 0, skipped = 0, rc = 0;
+    int n_gen = 0, skipped = 0, elsewhere = 0, rc = 0;
     for (int i = 0; i < n; i++)
-        if (results_is_done(r->results, r->task->name, list->items[i].id)) skipped++;
-    r->progress->total = n - skipped;
-    if (skipped) fprintf(stderr, "%s: %d of %d examples already done (resumed)\n", r->task->name, skipped, n);
+        if (!in_share(r, i)) elsewhere++;
+        else if (results_is_done(r->results, r->task->name, list->items[i].id)) skipped++;
+    r->progress->total = n - elsewhere - skipped;
+    if (skipped)
+        fprintf(stderr, "%s: %d of %d examples already done (resumed)\n", r->task->name, skipped, n - elsewhere);
     for (int i = 0; i < n && rc == 0; i++) {
         Example *ex = &list->items[i];
-        if (results_is_done(r->results, r->task->name, ex->id)) continue;
+        if (!in_share(r, i) || results_is_done(r->results, r->task->name, ex->id)) continue;
         if (ex->request == REQ_GENERATE) gen[n_gen++].ex = ex;
+        else if (ex->request == REQ_MEASURE) rc = run_measure_example(r, ex, err);
         else rc = run_loglik_example(r, ex, err);
     }
     if (rc == 0 && n_gen) rc = run_generation(r, gen, n_gen, err);
@@ -427,6 +464,13 @@ static int parse_args(int argc, char **argv, RunArgs *a) {
         else if (strcmp(o, "--only") == 0 && (v = cli_value(argc, argv, &i))) a->only = v;
         else if (strcmp(o, "--resume") == 0) a->resume = 1;
         else if (strcmp(o, "--dry-run") == 0) a->dry_run = 1;
+        else if (strcmp(o, "--shard") == 0 && (v = cli_value(argc, argv, &i))) {
+            Err shard_err;
+            if (dist_parse_shard(v, &a->shard_index, &a->shard_count, &shard_err)) {
+                fprintf(stderr, "error: %s\n", shard_err.msg);
+                return -1;
+            }
+        }
         else if (strcmp(o, "--limit") == 0 && (v = cli_value(argc, argv, &i))) {
             if ((num = cli_long("--limit", v, 1, 1 << 30)) < 0) return -1;
             a->limit = (int)num;
@@ -487,6 +531,206 @@ static int dry_run(const TaskFile *tf, const RunArgs *a, const Tokenizer *tok, E
     return 0;
 }
 
+/* ---------------------------------------------------------------- the plan */
+
+/* Every example of the run, in canonical order (task-file order, then the
+   order the kind builds them: the order samples.jsonl ends in), and the
+   share of the run each belongs to (cli/dist.h). */
+typedef struct {
+    const TaskDef *task;
+    ExampleList list;
+    int n;               /* examples run (limit applied) */
+    unsigned char *mine; /* [n]: 1 if this process runs example i */
+    int n_mine;
+} PlannedTask;
+
+typedef struct {
+    PlannedTask *tasks;
+    int n_tasks;
+    int total;              /* examples in the run */
+    int assigned;           /* examples handed out (under MPI: those not done yet) */
+    int shares;
+    int *share_examples;    /* [shares] */
+    int64_t *share_cost;    /* [shares] estimated cost (dist_example_cost) */
+    char hash[65];          /* of the assignment: every process must compute the same */
+} Plan;
+
+static void plan_free(Plan *p) {
+    for (int i = 0; i < p->n_tasks; i++) {
+        examples_free(&p->tasks[i].list);
+        free(p->tasks[i].mine);
+    }
+    free(p->tasks), free(p->share_examples), free(p->share_cost);
+    memset(p, 0, sizeof *p);
+}
+
+static int by_id(const void *a, const void *b) {
+    return strcmp((*(const Example *const *)a)->id, (*(const Example *const *)b)->id);
+}
+
+/* Resuming and merging key on (task, id): a kind must not build one id twice. */
+static int check_unique_ids(const PlannedTask *pt, Err *err) {
+    const Example **sorted = malloc(sizeof *sorted * (size_t)(pt->n + 1));
+    if (!sorted) return err_set(err, "out of memory");
+    for (int i = 0; i < pt->n; i++) sorted[i] = &pt->list.items[i];
+    qsort(sorted, (size_t)pt->n, sizeof *sorted, by_id);
+    int rc = 0;
+    for (int i = 1; i < pt->n && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->id, sorted[i]->id) == 0)
+            rc = err_set(err, "task %s (%s:%d) builds two examples with the id \"%s\"", pt->task->name,
+                         pt->task->file, pt->task->line, sorted[i]->id);
+    free(sorted);
+    return rc;
+}
+
+/* Builds every example of every selected task. Examples are built with the
+   default model's tokenizer: every precision loads the same model directory. */
+static int plan_build(Plan *p, const TaskFile *tf, const RunArgs *a, const Tokenizer *tok, Err *err) {
+    p->tasks = calloc((size_t)tf->n + 1, sizeof *p->tasks);
+    if (!p->tasks) return err_set(err, "out of memory");
+    for (int i = 0; i < tf->n; i++) {
+        const TaskDef *t = &tf->tasks[i];
+        if (!in_only_list(a->only, t->name)) continue;
+        PlannedTask *pt = &p->tasks[p->n_tasks++];
+        pt->task = t;
+        if (task_kind_find(t->kind)->build(t, tok, &pt->list, err)) return -1;
+        int limit = t->limit;
+        if (a->limit && (limit == 0 || a->limit < limit)) limit = a->limit;
+        pt->n = limit > 0 && limit < pt->list.n ? limit : pt->list.n;
+        if (!(pt->mine = calloc((size_t)pt->n + 1, 1))) return err_set(err, "out of memory");
+        if (check_unique_ids(pt, err)) return -1;
+        p->total += pt->n;
+    }
+    return 0;
+}
+
+/* Hands the examples out to d->size shares (dist_assign) and marks this
+   process's. Under MPI only the examples not done yet are handed out, so a
+   resumed run, with any number of ranks, balances what is left (every rank
+   reads the same results before any writes). --shard hands out every
+   example, so each shard's share is the same whenever and wherever it runs,
+   and a resumed shard skips what it already did. */
+static int plan_assign(Plan *p, const Dist *d, const Results *r, Err *err) {
+    int over_remaining = d->mode == DIST_MPI;
+    int cap = p->total + 1, n = 0, rc = 0;
+    int64_t *cost = malloc(sizeof *cost * (size_t)cap);
+    int *owner = malloc(sizeof *owner * (size_t)cap);
+    int *task_of = malloc(sizeof *task_of * (size_t)cap), *example_of = malloc(sizeof *example_of * (size_t)cap);
+    p->shares = d->size;
+    p->share_examples = calloc((size_t)d->size, sizeof *p->share_examples);
+    p->share_cost = calloc((size_t)d->size, sizeof *p->share_cost);
+    if (!cost || !owner || !task_of || !example_of || !p->share_examples || !p->share_cost)
+        rc = err_set(err, "out of memory");
+    for (int t = 0; rc == 0 && t < p->n_tasks; t++) {
+        const PlannedTask *pt = &p->tasks[t];
+        for (int i = 0; i < pt->n; i++) {
+            if (over_remaining && results_is_done(r, pt->task->name, pt->list.items[i].id)) continue;
+            cost[n] = dist_example_cost(&pt->list.items[i]);
+            task_of[n] = t;
+            example_of[n++] = i;
+        }
+    }
+    if (rc == 0) rc = dist_assign(cost, n, d->size, owner, err);
+    if (rc == 0) {
+        Sha256 h;
+        sha256_init(&h);
+        for (int k = 0; k < n; k++) {
+            PlannedTask *pt = &p->tasks[task_of[k]];
+            const Example *ex = &pt->list.items[example_of[k]];
+            char share[64];
+            snprintf(share, sizeof share, "\t%lld\t%d\n", (long long)cost[k], owner[k]);
+            sha256_update(&h, pt->task->name, strlen(pt->task->name) + 1);
+            sha256_update(&h, ex->id, strlen(ex->id));
+            sha256_update(&h, share, strlen(share));
+            p->share_examples[owner[k]]++;
+            p->share_cost[owner[k]] += cost[k];
+            if (owner[k] == d->rank) {
+                pt->mine[example_of[k]] = 1;
+                pt->n_mine++;
+            }
+        }
+        uint8_t digest[32];
+        sha256_final(&h, digest);
+        for (int i = 0; i < 32; i++) snprintf(p->hash + 2 * i, 3, "%02x", digest[i]);
+        p->assigned = n;
+    }
+    free(cost), free(owner), free(task_of), free(example_of);
+    return rc;
+}
+
+/* The canonical order, as results_merge takes it: {task: [id, ...]}. */
+static cJSON *plan_order(const Plan *p) {
+    cJSON *order = cJSON_CreateObject();
+    for (int t = 0; t < p->n_tasks; t++) {
+        cJSON *ids = cJSON_AddArrayToObject(order, p->tasks[t].task->name);
+        for (int i = 0; i < p->tasks[t].n; i++) cJSON_AddItemToArray(ids, cJSON_CreateString(p->tasks[t].list.items[i].id));
+    }
+    return order;
+}
+
+/* run.json's record of the processes and the sharding: "ranks" (one per
+   process whose status is known: all of them under MPI, this one for a
+   shard or a single run) and "sharding". */
+static void describe_sharding(cJSON *run, const Dist *d, const Plan *p, const DistStatus *statuses, int n_statuses) {
+    static const char *const modes[] = {"single", "mpi", "shard"};
+    cJSON *ranks = cJSON_AddArrayToObject(run, "ranks");
+    for (int i = 0; i < n_statuses; i++) {
+        const DistStatus *s = &statuses[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "rank", s->rank);
+        cJSON_AddNumberToObject(o, "of", d->size);
+        cJSON_AddStringToObject(o, "host", s->host);
+        cJSON_AddNumberToObject(o, "pid", (double)s->pid);
+        cJSON_AddNumberToObject(o, "local_rank", s->local_rank);
+        cJSON_AddNumberToObject(o, "device_index", s->device_index);
+        cJSON_AddNumberToObject(o, "examples", p->share_examples[s->rank]);
+        cJSON_AddNumberToObject(o, "estimated_cost", (double)p->share_cost[s->rank]);
+        cJSON_AddItemToArray(ranks, o);
+    }
+    cJSON *sh = cJSON_AddObjectToObject(run, "sharding");
+    cJSON_AddStringToObject(sh, "mode", modes[d->mode]);
+    cJSON_AddNumberToObject(sh, "shares", d->size);
+    cJSON_AddStringToObject(sh, "assignment", d->mode == DIST_MPI
+                                                  ? "longest processing time first, over the examples not done yet"
+                                                  : "longest processing time first, over every example");
+    char cost[160];
+    snprintf(cost, sizeof cost, "prompt tokens + %d x max_new_tokens; log-likelihood: context + continuation tokens",
+             DIST_DECODE_FACTOR);
+    cJSON_AddStringToObject(sh, "cost", cost);
+    cJSON_AddNumberToObject(sh, "examples", p->total);
+    cJSON_AddNumberToObject(sh, "assigned", p->assigned);
+    cJSON_AddStringToObject(sh, "plan_sha256", p->hash);
+}
+
+/* --dry-run with shares: how the examples would be handed out. */
+static int print_shares(Plan *p, const TaskFile *tf, const RunArgs *a, const Dist *d, const Tokenizer *tok, Err *err) {
+    Results none = {0};
+    if (plan_build(p, tf, a, tok, err) || plan_assign(p, d, &none, err)) return -1;
+    int64_t total = 0;
+    for (int s = 0; s < p->shares; s++) total += p->share_cost[s];
+    printf("\n%d shares (longest processing time first; estimated cost = prompt tokens + %d x max_new_tokens):\n",
+           p->shares, DIST_DECODE_FACTOR);
+    for (int s = 0; s < p->shares; s++)
+        printf("  share %-4d %6d examples, estimated cost %10lld (%5.1f%%)\n", s, p->share_examples[s],
+               (long long)p->share_cost[s], total ? 100.0 * (double)p->share_cost[s] / (double)total : 0.0);
+    return 0;
+}
+
+/* Rank 0 of an MPI run and a single process end the same way: every sample
+   line of DIR (samples.jsonl and the ranks' part files) in canonical order
+   in DIR/samples.jsonl, exactly what one uninterrupted process writes. */
+static int finish_samples(const Plan *p, const char *out_dir, Err *err) {
+    cJSON *order = plan_order(p);
+    const char *sources[] = {out_dir};
+    int duplicates = 0;
+    int rc = results_merge(sources, 1, order, out_dir, &duplicates, err);
+    cJSON_Delete(order);
+    if (rc == 0 && duplicates)
+        fprintf(stderr, "note: %d example(s) had more than one sample line (an earlier run's); the first was kept\n",
+                duplicates);
+    return rc ? rc : results_remove_parts(out_dir, err);
+}
+
 /* A model per precision: precision suites switch per task. */
 typedef struct {
     HymbaModel *model[4];
@@ -545,33 +789,63 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", err.msg);
         return EXIT_FAIL;
     }
+    Dist dist;
+    if (dist_init(&dist, a.shard_index, a.shard_count, &err)) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        dist_finalize(&dist);
+        taskfile_free(&tf);
+        return EXIT_FAIL;
+    }
     ModelSet models = {0};
     Results results = {0};
-    int rc = EXIT_FAIL;
-    char out_dir[4096], started[32], model_hash[65];
+    Plan plan = {0};
+    cJSON *run = NULL;
+    int rc = EXIT_FAIL, quiet = 0;
+    char out_dir[4096], started[32], model_hash[65], part[96], describe_as[128] = "";
     if (a.out_dir) snprintf(out_dir, sizeof out_dir, "%s", a.out_dir);
     else default_out_dir(a.tasks_path, out_dir, sizeof out_dir);
-    Backend *backend = backend_for(&models, &a, default_prec, &err);
-    if (!backend) goto done;
+    dist_part_name(&dist, part, sizeof part);
+    int n_statuses = dist.mode == DIST_MPI ? dist.size : 1;
+    DistStatus *statuses = calloc((size_t)n_statuses, sizeof *statuses);
+    dist_bind_device(&dist, a.device);
+    Backend *backend = statuses ? backend_for(&models, &a, default_prec, &err) : NULL;
+    if (!statuses) err_set(&err, "out of memory");
     if (a.dry_run) {
-        rc = dry_run(&tf, &a, backend->model->tok, &err) ? EXIT_FAIL : EXIT_OK;
+        if (backend && (dist.mode != DIST_MPI || dist.rank == 0)) {
+            rc = dry_run(&tf, &a, backend->model->tok, &err) ? EXIT_FAIL : EXIT_OK;
+            if (rc == EXIT_OK && dist.size > 1 && print_shares(&plan, &tf, &a, &dist, backend->model->tok, &err))
+                rc = EXIT_FAIL;
+        } else if (backend) {
+            rc = EXIT_OK;
+        }
         goto done;
     }
-    hash_model(backend->model, model_hash);
 
-    /* what must match for --resume to continue this run */
-    cJSON *identity = cJSON_CreateObject();
-    cJSON_AddStringToObject(identity, "tasks_sha256", tf.sha256);
-    cJSON_AddStringToObject(identity, "model_sha256", model_hash);
-    cJSON_AddStringToObject(identity, "precision", a.precision);
-    cJSON_AddNumberToObject(identity, "limit", a.limit);
-    cJSON_AddStringToObject(identity, "only", a.only ? a.only : "");
-    int opened = results_open(&results, out_dir, a.resume, identity, &err);
-    if (opened) {
-        cJSON_Delete(identity);
+    /* Set-up, on every process: the model, the results directory, every
+       example and this process's share. Under MPI the ranks then check
+       together that all of them got this far and agree on the shares. */
+    int ready = backend != NULL;
+    if (ready) {
+        hash_model(backend->model, model_hash);
+        /* what must match for --resume to continue this run */
+        run = cJSON_CreateObject();
+        cJSON_AddStringToObject(run, "tasks_sha256", tf.sha256);
+        cJSON_AddStringToObject(run, "model_sha256", model_hash);
+        cJSON_AddStringToObject(run, "precision", a.precision);
+        cJSON_AddNumberToObject(run, "limit", a.limit);
+        cJSON_AddStringToObject(run, "only", a.only ? a.only : "");
+        int flags = (a.resume ? RESULTS_RESUME : 0) | (dist.mode == DIST_SHARD ? RESULTS_PEERS : 0);
+        const char *own_part = dist.mode == DIST_SINGLE || (dist.mode == DIST_MPI && dist.size == 1) ? NULL : part;
+        ready = results_open_part(&results, out_dir, own_part, flags, run, &err) == 0 &&
+                plan_build(&plan, &tf, &a, backend->model->tok, &err) == 0 &&
+                plan_assign(&plan, &dist, &results, &err) == 0;
+    }
+    if (dist_agree(&dist, ready, err.msg, plan.hash, statuses, &err)) {
+        quiet = dist.mode == DIST_MPI && dist.rank != 0;
         goto done;
     }
-    cJSON *run = identity; /* run.json = identity + description */
+
+    /* run.json (DIR/parts/<part>.json for a shard) = identity + description */
     cJSON *cmd = cJSON_AddArrayToObject(run, "command");
     cJSON_AddItemToArray(cmd, cJSON_CreateString("hymeval"));
     for (int i = 0; i < argc; i++) cJSON_AddItemToArray(cmd, cJSON_CreateString(argv[i]));
@@ -587,42 +861,59 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < tf.n; i++) cJSON_AddNumberToObject(seeds, tf.tasks[i].name, (double)tf.tasks[i].seed);
     cJSON_AddStringToObject(run, "started", iso_time(started, sizeof started));
     cJSON_AddBoolToObject(run, "resumed", a.resume && results.n_done > 0);
-    if (results_write_json(&results, "run.json", run, &err)) {
-        cJSON_Delete(run);
-        goto done;
+    describe_sharding(run, &dist, &plan, statuses, n_statuses);
+    if (dist.mode == DIST_SHARD) {
+        /* what hymeval merge needs to put the shards' lines in order */
+        cJSON_AddItemToObject(run, "order", plan_order(&plan));
+        snprintf(describe_as, sizeof describe_as, "parts/%s.json", part);
+    } else if (dist.rank == 0) {
+        snprintf(describe_as, sizeof describe_as, "run.json");
     }
-    fprintf(stderr, "hymeval run: %d task(s) from %s on %s (%s), results in %s\n", tf.n, tf.path, a.model_dir,
-            backend->device, out_dir);
+    int failed = describe_as[0] && results_write_json(&results, describe_as, run, &err) != 0;
+    if (dist.rank == 0 && dist.mode != DIST_SHARD)
+        fprintf(stderr, "hymeval run: %d task(s) from %s on %s (%s), results in %s\n", tf.n, tf.path, a.model_dir,
+                backend->device, out_dir);
+    if (dist.mode != DIST_SINGLE)
+        fprintf(stderr, "hymeval run: %s %d of %d on %s (device index %d): %d of %d examples, estimated cost %lld\n",
+                dist.mode == DIST_MPI ? "rank" : "shard", dist.rank, dist.size, dist.host, dist.device_index,
+                plan.share_examples[dist.rank], plan.assigned, (long long)plan.share_cost[dist.rank]);
 
-    int failed = 0;
-    for (int i = 0; i < tf.n && !failed; i++) {
-        const TaskDef *t = &tf.tasks[i];
-        if (!in_only_list(a.only, t->name)) continue;
+    for (int i = 0; i < plan.n_tasks && !failed; i++) {
+        PlannedTask *pt = &plan.tasks[i];
+        if (pt->n_mine == 0) continue;
+        const TaskDef *t = pt->task;
         Precision p = default_prec;
         if (t->precision[0]) precision_parse(t->precision, &p);
         Backend *b = backend_for(&models, &a, p, &err);
-        const TaskKind *kind = task_kind_find(t->kind);
-        ExampleList list = {0};
-        if (!b || kind->build(t, b->model->tok, &list, &err)) {
+        if (!b) {
             failed = 1;
-            examples_free(&list);
             break;
         }
-        int limit = t->limit;
-        if (a.limit && (limit == 0 || a.limit < limit)) limit = a.limit;
-        Progress progress = {t->name, 0, 0, 0, now_seconds(), 0, isatty(2)};
-        Runner runner = {b, &results, t, kind, &progress, a.batch};
-        failed = run_task(&runner, &list, limit, &err) != 0;
-        examples_free(&list);
+        Progress progress = {t->name, 0, 0, 0, now_seconds(), 0, isatty(2) && dist.mode != DIST_MPI};
+        Runner runner = {b, &results, t, task_kind_find(t->kind), &progress, a.batch, pt->mine};
+        failed = run_task(&runner, &pt->list, pt->n, &err) != 0;
     }
+    /* one status for the whole run: a rank that failed fails it, named */
+    if (dist_agree(&dist, !failed, err.msg, plan.hash, NULL, &err)) {
+        failed = 1;
+        quiet = dist.mode == DIST_MPI && dist.rank != 0;
+    }
+    int merges = dist.mode != DIST_SHARD && dist.rank == 0;
+    if (!failed && merges && finish_samples(&plan, out_dir, &err)) failed = 1;
     char ended[32];
     cJSON_AddStringToObject(run, "ended", iso_time(ended, sizeof ended));
     cJSON_AddBoolToObject(run, "complete", !failed);
     if (failed) cJSON_AddStringToObject(run, "error", err.msg);
     Err write_err;
-    results_write_json(&results, "run.json", run, &write_err);
-    cJSON_Delete(run);
+    if (describe_as[0]) results_write_json(&results, describe_as, run, &write_err);
     if (failed) goto done;
+    if (!merges) {
+        if (dist.mode == DIST_SHARD)
+            printf("shard %d of %d done: %s/%s; when every shard is done: hymeval merge %s --out %s\n",
+                   dist.rank, dist.size, out_dir, results.append_name, out_dir, out_dir);
+        rc = EXIT_OK;
+        goto done;
+    }
 
     cJSON *summary = results_summarize(&results, &err);
     if (!summary || results_write_json(&results, "summary.json", summary, &err)) {
@@ -631,12 +922,18 @@ int cmd_run(int argc, char **argv) {
     }
     print_summary(summary);
     cJSON_Delete(summary);
-    printf("\nresults: %s/ (run.json, samples.jsonl, summary.json)\n", out_dir);
+    /* the pictures and the human report are derived from the files above */
+    if (report_write(out_dir, &err)) goto done;
+    printf("\nresults: %s/ (run.json, samples.jsonl, summary.json, report.html, report.md)\n", out_dir);
     rc = EXIT_OK;
 done:
-    if (rc != EXIT_OK) fprintf(stderr, "error: %s\n", err.msg);
+    if (rc != EXIT_OK && !quiet) fprintf(stderr, "error: %s\n", err.msg);
     results_close(&results);
     modelset_free(&models);
+    plan_free(&plan);
+    cJSON_Delete(run);
+    free(statuses);
+    dist_finalize(&dist);
     taskfile_free(&tf);
     return rc;
 }

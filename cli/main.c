@@ -13,6 +13,10 @@ typedef struct {
 
 static const Command commands[] = {
     {"run", cmd_run, "run a task file (JSONL) on a model and write a results directory"},
+    {"merge", cmd_merge, "merge the shards of a run (run --shard K/N) into one results directory"},
+    {"report", cmd_report, "write report.html and report.md (heatmaps, curves, tables) for a results directory"},
+    {"compare", cmd_compare, "compare two results directories metric by metric; exit 1 on a regression"},
+    {"history", cmd_history, "trend table and plot of metrics over several results directories"},
     {"init-model", cmd_init_model, "write a random checkpoint directory for a config (tests, benchmarks)"},
     {"inspect", cmd_inspect, "load and validate a checkpoint; print config, parameters and cache sizes"},
     {"tokenize", cmd_tokenize, "encode text to ids (or decode ids) with a checkpoint's tokenizer"},

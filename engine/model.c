@@ -2,9 +2,13 @@
    forward_chunk() is the whole model, top to bottom, as in
    docs/ARCHITECTURE.md: meta tokens, then per layer the attention heads and
    SSM heads side by side on the same normalised input, their normalised
-   average, out projection, residual, MLP; final norm and LM head. */
+   average, out projection, residual, MLP; final norm and LM head. Two hooks
+   for the measurement kinds: position_offset shifts every RoPE position id,
+   and an optional observer (observe.h) is shown the attention rows, the SSM
+   tokens and the final hidden states as they are computed. */
 #include "model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +243,31 @@ static void scratch_free(Scratch *s) {
 
 /* ---------------------------------------------------------------- attention */
 
+/* For the observer (observe.h) only: one query head's pre-softmax scores and
+   probabilities over its visible keys, by the same operations in the same
+   order as attend() in ops_cpu.c (8-lane dot, FP32 max, expf, FP32 sum), so
+   the observer sees the numbers the model used. */
+static void observed_softmax(const float *q, const float *const *keys, int n, int dk, float scale, float *scores,
+                             float *probs) {
+    float max_score = -FLT_MAX;
+    for (int i = 0; i < n; i++) {
+        float acc[8] = {0};
+        int d = 0;
+        for (; d + 8 <= dk; d += 8)
+            for (int j = 0; j < 8; j++) acc[j] += q[d + j] * keys[i][d + j];
+        for (int j = 0; d < dk; d++, j++) acc[j] += q[d] * keys[i][d];
+        scores[i] = (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) * scale;
+        if (scores[i] > max_score) max_score = scores[i];
+    }
+    float total = 0.0f;
+    for (int i = 0; i < n; i++) {
+        probs[i] = expf(scores[i] - max_score);
+        total += probs[i];
+    }
+    float inv_total = 1.0f / total;
+    for (int i = 0; i < n; i++) probs[i] *= inv_total;
+}
+
 /* Attention heads of layer l for the chunk's n queries at positions p0.. .
    Keys before p0 come from the cache of the layer that owns this layer's KV,
    keys of the chunk from that layer's k_new/v_new. Visible keys (ARCHITECTURE
@@ -252,16 +281,20 @@ static int attention_heads(const HymbaModel *m, const SeqCache *c, const Scratch
     int M = cfg->n_meta, W = cfg->sliding_window, global = cfg->is_global[l];
     int max_keys = p0 + n;
     float scale = 1.0f / sqrtf((float)dk);
+    const HymbaObserver *obs = m->observer && m->observer->attn_row ? m->observer : NULL;
     int failed = 0;
     OMP_PARALLEL
     {
         const float **keys = malloc(sizeof *keys * (size_t)max_keys);
         const float **vals = malloc(sizeof *vals * (size_t)max_keys);
         float *scores = malloc(sizeof *scores * (size_t)max_keys);
-        if (!keys || !vals || !scores) failed = 1;
+        /* observer only: key positions, and its own scores and probabilities */
+        int *key_pos = obs ? malloc(sizeof *key_pos * (size_t)max_keys) : NULL;
+        float *obs_rows = obs ? malloc(sizeof *obs_rows * 2 * (size_t)max_keys) : NULL;
+        if (!keys || !vals || !scores || (obs && (!key_pos || !obs_rows))) failed = 1;
         OMP_FOR
         for (int t = 0; t < n; t++) {
-            if (!keys || !vals || !scores) continue;
+            if (!keys || !vals || !scores || (obs && (!key_pos || !obs_rows))) continue;
             int p = p0 + t;
             int meta_end = M < p + 1 ? M : p + 1;
             int band_start = global ? M : (p - W > M ? p - W : M);
@@ -270,6 +303,7 @@ static int attention_heads(const HymbaModel *m, const SeqCache *c, const Scratch
                 for (int pass = 0; pass < 2; pass++) {
                     int from = pass == 0 ? 0 : band_start, to = pass == 0 ? meta_end : p + 1;
                     for (int kp = from; kp < to; kp++, nk++) {
+                        if (key_pos) key_pos[nk] = kp;
                         if (kp < p0) {
                             size_t slot = (size_t)cache_slot(cfg, src, kp);
                             keys[nk] = c->k[src] + slot * kvw + (size_t)g * dk;
@@ -280,14 +314,21 @@ static int attention_heads(const HymbaModel *m, const SeqCache *c, const Scratch
                         }
                     }
                 }
-                for (int j = g * group; j < (g + 1) * group; j++)
-                    attend(s->attn + (size_t)t * nh * dv + (size_t)j * dv, s->q + (size_t)t * nh * dk + (size_t)j * dk,
-                           keys, vals, nk, dk, dv, scale, scores);
+                for (int j = g * group; j < (g + 1) * group; j++) {
+                    const float *qj = s->q + (size_t)t * nh * dk + (size_t)j * dk;
+                    attend(s->attn + (size_t)t * nh * dv + (size_t)j * dv, qj, keys, vals, nk, dk, dv, scale, scores);
+                    if (obs) {
+                        observed_softmax(qj, keys, nk, dk, scale, obs_rows, obs_rows + max_keys);
+                        obs->attn_row(obs->user, l, j, p, nk, key_pos, obs_rows, obs_rows + max_keys);
+                    }
+                }
             }
         }
         free(keys);
         free(vals);
         free(scores);
+        free(key_pos);
+        free(obs_rows);
     }
     if (failed) return err_set(err, "out of memory in attention (%d keys)", max_keys);
     return 0;
@@ -308,7 +349,8 @@ static int forward_chunk(HymbaModel *m, SeqCache *c, const float *x_in, int n, L
     Scratch s;
     if (scratch_alloc(&s, cfg, n, err)) return -1;
     memcpy(s.h, x_in, sizeof(float) * (size_t)n * H);
-    rope_tables(m, p0, n, s.cos_t, s.sin_t);
+    rope_tables(m, p0 + m->position_offset, n, s.cos_t, s.sin_t); /* RoPE sees the shifted position ids */
+    const HymbaObserver *obs = m->observer;
 
     for (int l = 0; l < cfg->n_layers; l++) {
         const LayerWeights *w = &m->w.layers[l];
@@ -369,6 +411,8 @@ static int forward_chunk(HymbaModel *m, SeqCache *c, const float *x_in, int n, L
                 const float *row = s.xdb + (size_t)t * XDB;
                 scan_step(s.ssm_y + (size_t)t * I, c->ssm[l], dt, w->A, row + R, row + R + N, s.xc + (size_t)t * I,
                           w->D, s.proj + (size_t)t * rows + sp.z, I, N);
+                if (obs && obs->ssm_token)
+                    obs->ssm_token(obs->user, l, p0 + t, I, N, dt, row + R, row + R + N, s.xc + (size_t)t * I, w->A);
             }
             act_round(m, s.ssm_y, (size_t)n * I);
         }
@@ -436,6 +480,16 @@ static int forward_chunk(HymbaModel *m, SeqCache *c, const float *x_in, int n, L
     }
     c->n_pos = p0 + n;
 
+    /* the observer's final hidden states: every row after the final norm */
+    if (obs && obs->hidden) {
+        for (int t = 0; t < n; t++) {
+            float *row = s.u; /* free until the LM head below */
+            rmsnorm(row, s.h + (size_t)t * H, m->w.final_norm, H, cfg->rms_eps);
+            act_round(m, row, (size_t)H);
+            obs->hidden(obs->user, p0 + t, row, H);
+        }
+    }
+
     /* final norm and LM head on the rows whose logits are wanted */
     if (want != LOGITS_NONE) {
         int first = want == LOGITS_LAST ? n - 1 : 0;
@@ -455,6 +509,21 @@ static int forward_chunk(HymbaModel *m, SeqCache *c, const float *x_in, int n, L
 int model_begin(HymbaModel *m, SeqCache *c, Err *err) {
     const HymbaConfig *cfg = &m->cfg;
     if (cfg->n_meta == 0) return cache_init(c, cfg, 64, err);
+    if (m->observer) {
+        /* An observer sees every row: run the meta tokens again (the same
+           computation, so the same state, as the cached prefix). */
+        if (cache_init(c, cfg, cfg->n_meta + 64, err)) return -1;
+        if (forward_chunk(m, c, m->w.meta, cfg->n_meta, LOGITS_NONE, NULL, err)) {
+            cache_free(c);
+            return -1;
+        }
+        return 0;
+    }
+    if (m->have_meta_prefix && m->meta_prefix_offset != m->position_offset) {
+        /* the prefix's keys were rotated at other position ids */
+        cache_free(&m->meta_prefix);
+        m->have_meta_prefix = 0;
+    }
     if (!m->have_meta_prefix) {
         /* The meta tokens do not depend on the input: run them once and start
            every sequence from a copy of their state (exact, not an approximation). */
@@ -464,6 +533,7 @@ int model_begin(HymbaModel *m, SeqCache *c, Err *err) {
             return -1;
         }
         m->have_meta_prefix = 1;
+        m->meta_prefix_offset = m->position_offset;
     }
     return cache_clone(c, &m->meta_prefix, cfg, err);
 }

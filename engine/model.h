@@ -7,6 +7,7 @@
 #include "cache.h"
 #include "config.h"
 #include "error.h"
+#include "observe.h"
 #include "tokenizer.h"
 #include "weights.h"
 
@@ -15,15 +16,24 @@ typedef enum { PREC_FP32, PREC_BF16_PAPER, PREC_BF16_HF, PREC_BF16_ALL } Precisi
 int precision_parse(const char *name, Precision *out);
 const char *precision_name(Precision p);
 
-typedef struct {
+typedef struct HymbaModel {
     HymbaConfig cfg;
     Weights w;
     Tokenizer *tok;          /* NULL when the directory has no tokenizer.json */
     StCheckpoint *ck;
     Precision precision;
     float *inv_freq;         /* [dk/2] RoPE frequencies, FP32 as the official code computes them */
-    SeqCache meta_prefix;    /* state after the meta tokens, computed once */
+    SeqCache meta_prefix;    /* state after the meta tokens, computed once per position_offset */
     int have_meta_prefix;
+    int meta_prefix_offset;  /* the position_offset meta_prefix was computed with */
+    /* Added to every position id, meta tokens included (0 by default): RoPE
+       is relative, so a shift changes nothing but rounding (DESIGN.md §5,
+       RoPE drift). It is read by every forward call, so a sequence must be
+       begun and continued with the same value; model_begin() recomputes the
+       cached meta prefix when the value changed since it was computed. */
+    int position_offset;
+    /* Optional observer of the forward (observe.h); NULL = none, zero cost. */
+    const HymbaObserver *observer;
     char dir[4096];
 } HymbaModel;
 

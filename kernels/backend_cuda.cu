@@ -29,6 +29,9 @@
 //   cache: they read their producer's.
 // - The meta-token prefix runs once (the first begin) and every new
 //   sequence starts from a device-to-device copy of that state.
+// - Decode passes (one token per sequence) replay a CUDA graph of the whole
+//   step (run_decode_graph); HYMEVAL_CUDA_GRAPHS=0 turns that off.
+// - HYMEVAL_CUDA_PASS_TOKENS=N sets the rows per pass (tests force chunking).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +95,19 @@ struct Piece {
     bool last;  // ends the sequence's input in this call
 };
 
+// Decode passes replay a CUDA graph of the whole step (run_decode_graph): one launch
+// instead of ~15 per layer. What the graph bakes in is fixed between steps
+// (weights, scratch, the metadata buffer, the workspace); what changes (ids,
+// positions, cache pointers) is data in the metadata buffer, uploaded
+// before each launch. The key says when it must be captured again.
+struct GraphKey {
+    int B, max_pos, n_rows;
+    void *dec_ws;
+    bool operator==(const GraphKey &o) const {
+        return B == o.B && max_pos == o.max_pos && n_rows == o.n_rows && dec_ws == o.dec_ws;
+    }
+};
+
 struct Impl {
     HymbaModel *m;
     const HymbaConfig *cfg;
@@ -131,6 +147,9 @@ struct Impl {
     void *scan_ws, *dec_ws;
     size_t scan_ws_bytes, dec_ws_bytes;
 
+    bool use_graphs;         // decode passes replay a CUDA graph (HYMEVAL_CUDA_GRAPHS=0: never)
+    cudaGraphExec_t graph_exec;
+    GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
     std::vector<char> host_meta;
 };
@@ -395,7 +414,7 @@ size_t per_token_bytes(const Impl *im) {
     size_t elems = 2 * (size_t)im->H + im->rows_max + 5 * (size_t)im->I + im->XDB + im->H + im->mlp_cols + im->F;
     for (int l = 0; l < im->L; l++)
         if (layer_owns_kv(im->cfg, l)) elems += im->kw + im->vw;
-    return elems * im->es + (size_t)im->L * 4 * sizeof(void *) + 6 * sizeof(int) + 16 * kAlign / 64;
+    return elems * im->es + (size_t)im->L * 4 * sizeof(void *) + 6 * sizeof(int);  // + pass metadata
 }
 
 int alloc_scratch(Impl *im, Err *err) {
@@ -451,76 +470,34 @@ __global__ void bf16_to_f32_kernel(float *out, const bf16 *in, size_t n) {
 
 // ------------------------------------------------------------ one pass
 
-// Runs the pieces through the model. ids == NULL: the input is the meta
-// tokens (one piece, the prefix being built). Logits rows are written to
-// logits[piece.seq] (+ row * V for LOGITS_ALL).
-int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int32_t *const *ids, LogitsWanted want,
-             float *const *logits, Err *err) {
+// What the device work of a pass needs: sizes and the uploaded metadata.
+struct Pass {
+    int B, T, max_len, max_pos, n_rows;
+    bool decode, meta_input;
+    int meta_start;                            // first meta row (meta input)
+    void *scan_ws;                             // chunked-scan workspace of im->scan_ws_bytes, or NULL
+    void *const *tbl;                          // device [L][4][B]: k, v, conv, ssm per layer and sequence
+    const int *ids, *cu, *pos0, *rowpos, *rows;  // device
+    void *const *table(int l, int j) const { return tbl + (size_t)(l * 4 + j) * B; }
+};
+
+// All device work of a pass from the embeddings to the final norm (no
+// synchronisation, no allocation: a decode pass is captured into a graph).
+int pass_layers(Impl *im, const Pass &ps, Err *err) {
     const HymbaConfig *c = im->cfg;
     const hk_dtype d = im->dt;
     const size_t es = im->es;
     cudaStream_t st = im->stream;
     const int L = im->L, H = im->H, I = im->I, N = im->N, R = im->R, XDB = im->XDB, kv_ld = im->kw + im->vw;
-    const bool meta_input = ids == nullptr;
-
-    int T = 0, max_len = 0, max_pos = 0;
-    bool decode = !meta_input;
-    for (int b = 0; b < B; b++) {
-        T += pc[b].len;
-        max_len = std::max(max_len, pc[b].len);
-        max_pos = std::max(max_pos, seqs[pc[b].seq]->n_pos + pc[b].len - 1);
-        if (pc[b].len != 1) decode = false;
-    }
-    for (int b = 0; b < B; b++)
-        if (seq_reserve(im, seqs[pc[b].seq], seqs[pc[b].seq]->n_pos + pc[b].len, err)) return -1;
-
-    // host side of the pass metadata, uploaded in two copies
-    void **tbl = (void **)im->host_meta.data();
-    const size_t tbl_bytes = (size_t)L * 4 * B * sizeof(void *);
-    int *ints = (int *)(im->host_meta.data() + align_up((size_t)im->T * L * 4 * sizeof(void *), kAlign));
-    int *h_ids = ints, *h_cu = h_ids + T, *h_pos0 = h_cu + B + 1, *h_rowpos = h_pos0 + B, *h_rows = h_rowpos + T;
-    std::vector<float *> dests;
-    h_cu[0] = 0;
-    for (int b = 0; b < B; b++) {
-        const Piece &p = pc[b];
-        const Sequence *s = seqs[p.seq];
-        h_cu[b + 1] = h_cu[b] + p.len;
-        h_pos0[b] = s->n_pos;
-        for (int t = 0; t < p.len; t++) {
-            int r = h_cu[b] + t;
-            h_ids[r] = meta_input ? 0 : ids[p.seq][p.start + t];
-            h_rowpos[r] = s->n_pos + t;
-            bool wanted = want == LOGITS_ALL || (want == LOGITS_LAST && p.last && t == p.len - 1);
-            if (wanted) {
-                h_rows[dests.size()] = r;
-                dests.push_back(logits[p.seq] + (want == LOGITS_ALL ? (size_t)(p.start + t) * im->V : 0));
-            }
-        }
-        for (int l = 0; l < L; l++) {
-            int src = c->kv_source[l];
-            tbl[(l * 4 + 0) * B + b] = layer_has_attn(c, l) ? seq_k(im, s, src) : nullptr;
-            tbl[(l * 4 + 1) * B + b] = layer_has_attn(c, l) ? seq_v(im, s, src) : nullptr;
-            tbl[(l * 4 + 2) * B + b] = im->conv_off[l] == SIZE_MAX ? nullptr : s->fixed + im->conv_off[l];
-            tbl[(l * 4 + 3) * B + b] = im->ssm_off[l] == SIZE_MAX ? nullptr : s->fixed + im->ssm_off[l];
-        }
-    }
-    const int n_rows = (int)dests.size();
-    const size_t ints_count = (size_t)(h_rows - ints) + n_rows;
-    char *ints_d = im->meta_d + ((char *)ints - im->host_meta.data());
-    CU(cudaMemcpyAsync(im->meta_d, tbl, tbl_bytes, cudaMemcpyHostToDevice, st));
-    CU(cudaMemcpyAsync(ints_d, ints, ints_count * sizeof(int), cudaMemcpyHostToDevice, st));
-    void *const *tbl_d = (void *const *)im->meta_d;
-    const int *d_ids = (const int *)ints_d, *d_cu = d_ids + T, *d_pos0 = d_cu + B + 1, *d_rowpos = d_pos0 + B;
-    const int *d_rows = d_rowpos + T;
-    auto table = [&](int l, int j) { return tbl_d + (size_t)(l * 4 + j) * B; };
-    const int *cu_arg = decode ? nullptr : d_cu;
+    const int B = ps.B, T = ps.T, max_len = ps.max_len;
+    const int *cu_arg = ps.decode ? nullptr : ps.cu;  // NULL: one row per sequence (decode kernels)
 
     // embeddings (or the meta rows)
-    if (meta_input)
-        CU(cudaMemcpyAsync(im->h, (const char *)im->meta + (size_t)pc[0].start * H * es, (size_t)T * H * es,
+    if (ps.meta_input)
+        CU(cudaMemcpyAsync(im->h, (const char *)im->meta + (size_t)ps.meta_start * H * es, (size_t)T * H * es,
                            cudaMemcpyDeviceToDevice, st));
     else
-        HKR(hk_embed(d, im->h, H, d_ids, d_cu, B, T, im->embed, im->V, nullptr, 0, H, st));
+        HKR(hk_embed(d, im->h, H, ps.ids, ps.cu, B, T, im->embed, im->V, nullptr, 0, H, st));
 
     const float scale = 1.0f / sqrtf((float)im->dk);
     const int perhead = c->kq_norm == KQ_NORM_PERHEAD;
@@ -543,29 +520,28 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
                 CU(cudaMemcpy2DAsync(kvb, kv_ld * es, proj + (size_t)sp.k * es, rows * es, kv_ld * es, T,
                                      cudaMemcpyDeviceToDevice, st));
             HKR(hk_rope_qk(d, proj + (size_t)sp.q * es, rows, im->nh, owns ? kvb : nullptr, kv_ld, im->nkv, im->dk,
-                           d_rowpos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm, owns ? w.k_norm : nullptr,
+                           ps.rowpos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm, owns ? w.k_norm : nullptr,
                            perhead, 1e-6f, st));
-            if (decode) {
+            if (ps.decode) {
                 if (owns)
-                    HKR(hk_kv_store(d, table(l, 0), im->kw, table(l, 1), im->vw, kvb, kv_ld, kvb + im->kw * es, kv_ld,
-                                    nullptr, d_rowpos, B, 1, im->nkv, im->dk, im->dv, im->M, window, st));
-                size_t need = hk_attn_decode_workspace_bytes(B, im->nh, im->dv, 64);
-                void *ws = workspace(im, &im->dec_ws, &im->dec_ws_bytes, need);
-                HKR(hk_attn_decode(d, im->attn, I, proj + (size_t)sp.q * es, rows, (const void *const *)table(l, 0),
-                                   im->kw, (const void *const *)table(l, 1), im->vw, d_rowpos, B, max_pos, im->nh,
-                                   im->nkv, im->dk, im->dv, im->M, window, scale, ws, ws ? im->dec_ws_bytes : 0, st));
+                    HKR(hk_kv_store(d, ps.table(l, 0), im->kw, ps.table(l, 1), im->vw, kvb, kv_ld, kvb + im->kw * es,
+                                    kv_ld, nullptr, ps.rowpos, B, 1, im->nkv, im->dk, im->dv, im->M, window, st));
+                HKR(hk_attn_decode(d, im->attn, I, proj + (size_t)sp.q * es, rows, (const void *const *)ps.table(l, 0),
+                                   im->kw, (const void *const *)ps.table(l, 1), im->vw, ps.rowpos, B, ps.max_pos,
+                                   im->nh, im->nkv, im->dk, im->dv, im->M, window, scale, im->dec_ws,
+                                   im->dec_ws_bytes, st));
             } else {
                 HKR(hk_attn_prefill_cached(d, im->attn, I, proj + (size_t)sp.q * es, rows, kvb, kv_ld,
-                                           kvb + im->kw * es, kv_ld, (const void *const *)table(l, 0), im->kw,
-                                           (const void *const *)table(l, 1), im->vw, d_pos0, d_cu, B, max_len, im->nh,
-                                           im->nkv, im->dk, im->dv, im->M, window, scale, st));
+                                           kvb + im->kw * es, kv_ld, (const void *const *)ps.table(l, 0), im->kw,
+                                           (const void *const *)ps.table(l, 1), im->vw, ps.pos0, ps.cu, B, max_len,
+                                           im->nh, im->nkv, im->dk, im->dv, im->M, window, scale, st));
             }
         }
 
         if (layer_has_ssm(c, l)) {
             char *xdb = (char *)im->xdb;
-            HKR(hk_conv1d_silu(d, im->xc, I, proj + (size_t)sp.x * es, rows, w.conv_w, w.conv_b, table(l, 2), cu_arg,
-                               B, max_len, I, im->K, st));
+            HKR(hk_conv1d_silu(d, im->xc, I, proj + (size_t)sp.x * es, rows, w.conv_w, w.conv_b, ps.table(l, 2),
+                               cu_arg, B, max_len, I, im->K, st));
             HKR(hk_gemm_run(im->gemm, d, xdb, XDB, im->xc, I, w.x_proj, I, nullptr, T, I, XDB, st));
             if (w.dt_norm) {
                 HKR(hk_rmsnorm(d, xdb, XDB, xdb, XDB, w.dt_norm, T, R, c->rms_eps, st));
@@ -574,11 +550,10 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
                                c->rms_eps, st));
             }
             HKR(hk_gemm_run(im->gemm, d, im->delta, I, xdb, XDB, w.dt_proj, R, nullptr, T, R, I, st));
-            size_t need = decode ? 0 : hk_scan_workspace_bytes(B, max_len, I, N);
-            void *ws = need ? workspace(im, &im->scan_ws, &im->scan_ws_bytes, need) : nullptr;
+            void *ws = ps.scan_ws;  // NULL (decode, short rows, or no memory): one pass per sequence
             HKR(hk_scan(d, im->ssm_y, I, im->xc, I, im->delta, I, w.dt_bias, w.A, xdb + (size_t)R * es, XDB,
-                        xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows, (float *const *)table(l, 3),
-                        cu_arg, B, max_len, I, N, ws, ws ? im->scan_ws_bytes : 0, st));
+                        xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows,
+                        (float *const *)ps.table(l, 3), cu_arg, B, max_len, I, N, ws, ws ? im->scan_ws_bytes : 0, st));
         }
 
         // f = fused norms of the branches present; tmp = out_proj f
@@ -600,35 +575,158 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
     }
 
     // The chunk's keys and values join the caches only now (see the top).
-    if (!decode)
+    if (!ps.decode)
         for (int l = 0; l < L; l++) {
             if (!layer_owns_kv(c, l)) continue;
             char *kvb = (char *)im->kv[l];
-            HKR(hk_kv_store(d, table(l, 0), im->kw, table(l, 1), im->vw, kvb, kv_ld, kvb + im->kw * es, kv_ld, d_cu,
-                            d_pos0, B, max_len, im->nkv, im->dk, im->dv, im->M, c->is_global[l] ? 0 : im->W, st));
+            HKR(hk_kv_store(d, ps.table(l, 0), im->kw, ps.table(l, 1), im->vw, kvb, kv_ld, kvb + im->kw * es, kv_ld,
+                            ps.cu, ps.pos0, B, max_len, im->nkv, im->dk, im->dv, im->M, c->is_global[l] ? 0 : im->W,
+                            st));
         }
+    if (ps.n_rows > 0)  // the final norm of every row (its input h += tmp is needed only here)
+        HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, im->final_norm, T, H, c->rms_eps, st));
+    return 0;
+}
+
+// LM head on wanted rows r0 .. r0+n-1 (n <= kLmRows); FP32 logits land in
+// the pinned lm_host (asynchronously).
+int pass_lm_head(Impl *im, const Pass &ps, int r0, int n, Err *err) {
+    const hk_dtype d = im->dt;
+    const size_t V = (size_t)im->V;
+    cudaStream_t st = im->stream;
+    HKR(hk_gather_rows(d, im->lm_in, im->H, im->u, im->H, ps.rows + r0, n, im->H, st));
+    HKR(hk_gemm_run(im->gemm, d, im->lm_out, (int)V, im->lm_in, im->H, im->lm_head, im->H, nullptr, n, im->H, (int)V, st));
+    const float *src = (const float *)im->lm_out;
+    if (d != HK_F32) {
+        size_t count = (size_t)n * V;
+        int blocks = (int)std::min<size_t>((count + 255) / 256, 4096);
+        bf16_to_f32_kernel<<<blocks, 256, 0, st>>>(im->lm_f32, (const bf16 *)im->lm_out, count);
+        CU(cudaGetLastError());
+        src = im->lm_f32;
+    }
+    CU(cudaMemcpyAsync(im->lm_host, src, (size_t)n * V * 4, cudaMemcpyDeviceToHost, st));
+    return 0;
+}
+
+int run_decode_graph(Impl *im, const Pass &ps, Err *err) {
+    GraphKey key{ps.B, ps.max_pos, ps.n_rows, im->dec_ws};
+    if (!im->graph_exec || !(key == im->graph_key)) {
+        if (im->graph_exec) CU(cudaGraphExecDestroy(im->graph_exec));
+        im->graph_exec = nullptr;
+        CU(cudaStreamBeginCapture(im->stream, cudaStreamCaptureModeThreadLocal));
+        int rc = pass_layers(im, ps, err);
+        if (rc == 0 && ps.n_rows > 0) rc = pass_lm_head(im, ps, 0, ps.n_rows, err);
+        cudaGraph_t graph = nullptr;
+        cudaError_t e = cudaStreamEndCapture(im->stream, &graph);
+        if (rc == 0 && e == cudaSuccess) e = cudaGraphInstantiate(&im->graph_exec, graph, 0);
+        if (graph) cudaGraphDestroy(graph);
+        if (rc || e != cudaSuccess) {
+            // not capturable here: run this and later decode passes without a graph
+            fprintf(stderr, "hymeval cuda: decode graph capture failed (%s); continuing without graphs\n",
+                    rc ? err->msg : cudaGetErrorString(e));
+            cudaGetLastError();
+            im->graph_exec = nullptr;
+            im->use_graphs = false;
+            return 1;
+        }
+        im->graph_key = key;
+    }
+    CU(cudaGraphLaunch(im->graph_exec, im->stream));
+    return 0;
+}
+
+// Runs the pieces through the model. ids == NULL: the input is the meta
+// tokens (one piece, the prefix being built). Logits rows are written to
+// logits[piece.seq] (+ row * V for LOGITS_ALL).
+int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int32_t *const *ids, LogitsWanted want,
+             float *const *logits, Err *err) {
+    const HymbaConfig *c = im->cfg;
+    cudaStream_t st = im->stream;
+    const int L = im->L;
+    Pass ps{};
+    ps.B = B;
+    ps.meta_input = ids == nullptr;
+    ps.meta_start = pc[0].start;
+    ps.decode = !ps.meta_input;
+    for (int b = 0; b < B; b++) {
+        ps.T += pc[b].len;
+        ps.max_len = std::max(ps.max_len, pc[b].len);
+        ps.max_pos = std::max(ps.max_pos, seqs[pc[b].seq]->n_pos + pc[b].len - 1);
+        if (pc[b].len != 1) ps.decode = false;
+    }
+    const int T = ps.T;
+    for (int b = 0; b < B; b++)
+        if (seq_reserve(im, seqs[pc[b].seq], seqs[pc[b].seq]->n_pos + pc[b].len, err)) return -1;
+
+    // host side of the pass metadata, uploaded in two copies
+    void **tbl = (void **)im->host_meta.data();
+    const size_t tbl_bytes = (size_t)L * 4 * B * sizeof(void *);
+    int *ints = (int *)(im->host_meta.data() + align_up((size_t)im->T * L * 4 * sizeof(void *), kAlign));
+    int *h_ids = ints, *h_cu = h_ids + T, *h_pos0 = h_cu + B + 1, *h_rowpos = h_pos0 + B, *h_rows = h_rowpos + T;
+    std::vector<float *> dests;
+    h_cu[0] = 0;
+    for (int b = 0; b < B; b++) {
+        const Piece &p = pc[b];
+        const Sequence *s = seqs[p.seq];
+        h_cu[b + 1] = h_cu[b] + p.len;
+        h_pos0[b] = s->n_pos;
+        for (int t = 0; t < p.len; t++) {
+            int r = h_cu[b] + t;
+            h_ids[r] = ps.meta_input ? 0 : ids[p.seq][p.start + t];
+            h_rowpos[r] = s->n_pos + t;
+            bool wanted = want == LOGITS_ALL || (want == LOGITS_LAST && p.last && t == p.len - 1);
+            if (wanted) {
+                h_rows[dests.size()] = r;
+                dests.push_back(logits[p.seq] + (want == LOGITS_ALL ? (size_t)(p.start + t) * im->V : 0));
+            }
+        }
+        for (int l = 0; l < L; l++) {
+            int src = c->kv_source[l];
+            tbl[(l * 4 + 0) * B + b] = layer_has_attn(c, l) ? seq_k(im, s, src) : nullptr;
+            tbl[(l * 4 + 1) * B + b] = layer_has_attn(c, l) ? seq_v(im, s, src) : nullptr;
+            tbl[(l * 4 + 2) * B + b] = im->conv_off[l] == SIZE_MAX ? nullptr : s->fixed + im->conv_off[l];
+            tbl[(l * 4 + 3) * B + b] = im->ssm_off[l] == SIZE_MAX ? nullptr : s->fixed + im->ssm_off[l];
+        }
+    }
+    ps.n_rows = (int)dests.size();
+    const size_t ints_count = (size_t)(h_rows - ints) + ps.n_rows;
+    char *ints_d = im->meta_d + ((char *)ints - im->host_meta.data());
+    CU(cudaMemcpyAsync(im->meta_d, tbl, tbl_bytes, cudaMemcpyHostToDevice, st));
+    CU(cudaMemcpyAsync(ints_d, ints, ints_count * sizeof(int), cudaMemcpyHostToDevice, st));
+    ps.tbl = (void *const *)im->meta_d;
+    ps.ids = (const int *)ints_d;
+    ps.cu = ps.ids + T, ps.pos0 = ps.cu + B + 1, ps.rowpos = ps.pos0 + B, ps.rows = ps.rowpos + T;
+
+    // workspaces are sized here, before any capture
+    if (ps.decode) {
+        // max_pos only sizes the split-KV grid: rounding it up keeps the
+        // grid (and a captured graph) the same for 256 steps
+        ps.max_pos = (int)align_up((size_t)ps.max_pos + 1, 256) - 1;
+        workspace(im, &im->dec_ws, &im->dec_ws_bytes, hk_attn_decode_workspace_bytes(B, im->nh, im->dv, 64));
+    } else {
+        size_t need = hk_scan_workspace_bytes(B, ps.max_len, im->I, im->N);
+        ps.scan_ws = need ? workspace(im, &im->scan_ws, &im->scan_ws_bytes, need) : nullptr;
+    }
+
+    int lm_done = 0;  // wanted rows whose logits are already on their way to lm_host
+    int graphed = 1;
+    if (ps.decode && im->use_graphs && ps.n_rows <= kLmRows) {
+        graphed = run_decode_graph(im, ps, err);
+        if (graphed < 0) return -1;
+        if (graphed == 0) lm_done = ps.n_rows;
+    }
+    if (graphed != 0) {
+        if (pass_layers(im, ps, err)) return -1;
+    }
     for (int b = 0; b < B; b++) seqs[pc[b].seq]->n_pos += pc[b].len;
 
-    // final norm, then the LM head on the wanted rows, kLmRows at a time
-    if (n_rows > 0) {
-        const size_t V = (size_t)im->V;
-        HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, im->final_norm, T, H, c->rms_eps, st));
-        for (int r0 = 0; r0 < n_rows; r0 += kLmRows) {
-            int n = std::min(kLmRows, n_rows - r0);
-            HKR(hk_gather_rows(d, im->lm_in, H, im->u, H, d_rows + r0, n, H, st));
-            HKR(hk_gemm_run(im->gemm, d, im->lm_out, (int)V, im->lm_in, H, im->lm_head, H, nullptr, n, H, (int)V, st));
-            const float *src = (const float *)im->lm_out;
-            if (d != HK_F32) {
-                size_t count = (size_t)n * V;
-                int blocks = (int)std::min<size_t>((count + 255) / 256, 4096);
-                bf16_to_f32_kernel<<<blocks, 256, 0, st>>>(im->lm_f32, (const bf16 *)im->lm_out, count);
-                CU(cudaGetLastError());
-                src = im->lm_f32;
-            }
-            CU(cudaMemcpyAsync(im->lm_host, src, (size_t)n * V * 4, cudaMemcpyDeviceToHost, st));
-            CU(cudaStreamSynchronize(st));
-            for (int i = 0; i < n; i++) memcpy(dests[r0 + i], im->lm_host + (size_t)i * V, V * 4);
-        }
+    // logits: kLmRows rows at a time through lm_host (the graph did the first chunk)
+    const size_t V = (size_t)im->V;
+    for (int r0 = 0; r0 < ps.n_rows; r0 += kLmRows) {
+        int n = std::min(kLmRows, ps.n_rows - r0);
+        if (r0 >= lm_done && pass_lm_head(im, ps, r0, n, err)) return -1;
+        CU(cudaStreamSynchronize(st));
+        for (int i = 0; i < n; i++) memcpy(dests[r0 + i], im->lm_host + (size_t)i * V, V * 4);
     }
     CU(cudaStreamSynchronize(st));  // errors of this pass surface here, and the host metadata may be reused
     return 0;
@@ -734,6 +832,7 @@ void impl_free(Impl *im) {
     if (im->lm_host) cudaFreeHost(im->lm_host);
     dev_free(im, im->scan_ws, im->scan_ws_bytes);
     dev_free(im, im->dec_ws, im->dec_ws_bytes);
+    if (im->graph_exec) cudaGraphExecDestroy(im->graph_exec);
     if (im->gemm) hk_gemm_destroy(im->gemm);
     if (im->stream) cudaStreamDestroy(im->stream);
     delete im;
@@ -809,6 +908,11 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
         im->T = (int)t;
     }
     if (alloc_scratch(im, err)) goto fail;
+    hk_attn_decode_splits(1, 1, 1, 1, 1, 0, 0, nullptr, 0);  // caches the SM count outside any graph capture
+    {
+        const char *g = getenv("HYMEVAL_CUDA_GRAPHS");
+        im->use_graphs = !(g && strcmp(g, "0") == 0);
+    }
     b->begin = cuda_begin;
     b->fork = cuda_fork;
     b->release = cuda_release;

@@ -100,7 +100,10 @@ int hk_rope_qk(hk_dtype dtype, void *q, int ldq, int nq, void *k, int ldk, int n
    Key kp is visible to query qp iff kp <= qp and (window <= 0, or kp < M, or
    qp - kp <= window). q: [T, ldq] heads of dk; k: [T, ldk] heads of dk;
    v: [T, ldv] heads of dv; out: [T, ldo] heads of dv. Supported:
-   dk in {16, 32, 64, 128}, dv in {dk, 2*dk}. */
+   dk in {16, 32, 64, 128}, dv in {dk, 2*dk}. FP32 runs on the FP32 pipes;
+   BF16 with dv <= 128 on the tensor cores (FP32 accumulation; the softmax
+   weights enter the P·V product rounded to BF16), unless the environment
+   sets HYMEVAL_ATTN_SIMT=1. */
 int hk_attn_prefill(hk_dtype dtype, void *out, int ldo, const void *q, int ldq, const void *k, int ldk,
                     const void *v, int ldv, const int *cu_seqlens, int B, int max_len, int nh, int nkv, int dk,
                     int dv, int M, int window, float scale, cudaStream_t stream);

@@ -12,17 +12,53 @@
 
 typedef struct {
     char dir[4096];
-    FILE *samples;       /* samples.jsonl, opened for appending */
+    FILE *samples;       /* samples.jsonl (or this process's part file), opened for appending */
     cJSON *done;         /* object: task name -> object of example ids already scored */
     int n_done;
+    char append_name[300]; /* the file `samples` appends to, relative to dir */
 } Results;
 
 /* Opens (creating) dir. Without resume, a directory that already holds
-   samples.jsonl is an error. With resume, samples.jsonl is read (a torn last
-   line from a kill is cut off) and run.json must describe the same run:
+   samples.jsonl (or part files, below) is an error. With resume,
+   samples.jsonl is read (a torn last line from a kill is cut off), the part
+   files too, and run.json must describe the same run:
    same task file hash and model hash (identity is the cJSON run_identity). */
 int results_open(Results *r, const char *dir, int resume, const cJSON *run_identity, Err *err);
 void results_close(Results *r);
+
+/* A run spread over several processes (DESIGN.md §7): each appends to its
+   own part file, DIR/parts/<part>.jsonl, and the parts are merged into
+   DIR/samples.jsonl at the end. The examples already done are those of
+   samples.jsonl and of every part file, complete lines only (a part cut
+   mid-line by a kill is read up to its last newline). Flags: */
+enum {
+    RESULTS_RESUME = 1, /* --resume: continue an earlier run in dir */
+    RESULTS_PEERS = 2,  /* other processes (--shard) write their own parts into dir concurrently, now or
+                           later: their part files are not earlier results; resumed or not, every run
+                           description present (run.json and those in parts/) must match run_identity */
+};
+/* results_open for one part: part NULL appends to DIR/samples.jsonl. */
+int results_open_part(Results *r, const char *dir, const char *part, int flags, const cJSON *run_identity, Err *err);
+
+/* The canonical order of a run: an object {task name: [example id, ...]},
+   tasks in task-file order, examples in build order. results_merge writes
+   out_dir/samples.jsonl (atomically) holding, in that order, one line for
+   every example, taken byte for byte from the sources: results directories
+   (their samples.jsonl, then the *.jsonl in parts/ by name) or single part files.
+   When an example has several lines the first found wins (*duplicates
+   counts the others). Fails, writing nothing, when an example has no line
+   or a line names an example the order lacks. */
+int results_merge(const char *const *sources, int n_sources, const cJSON *order, const char *out_dir, int *duplicates,
+                  Err *err);
+/* Removes dir/parts/ (part files and their descriptions) once merged. */
+int results_remove_parts(const char *dir, Err *err);
+/* The run descriptions in dir/parts/ (the *.json, sorted): a malloc'd array of
+   malloc'd paths (free with results_free_paths). */
+int results_part_descriptions(const char *dir, char ***paths, int *n, Err *err);
+void results_free_paths(char **paths, int n);
+/* Whether two run descriptions describe the same run (task file, model,
+   precision, limit, --only); *which names the first field that differs. */
+int results_same_run(const cJSON *a, const cJSON *b, char *which, size_t len);
 
 /* Whether task/example was scored in an earlier (interrupted) run. */
 int results_is_done(const Results *r, const char *task, const char *example_id);

@@ -4,6 +4,11 @@
 set -euo pipefail
 
 debs=(build-essential pkg-config meson ninja-build libcjson-dev libpcre2-dev zlib1g-dev libcmocka-dev python3 python3-pip)
+# the tests also run one evaluation over several MPI ranks (tests/test_dist.py);
+# the quick start builds without MPI
+if [ "${1:-}" = "--test" ]; then
+  debs+=(openmpi-bin libopenmpi-dev)
+fi
 missing=()
 for p in "${debs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

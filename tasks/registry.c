@@ -8,6 +8,9 @@ static const TaskKind *const all_kinds[] = {
     &kind_squad_c,
     &kind_recall,
     &kind_multiple_choice,
+    &kind_cache,
+    &kind_rope_drift,
+    &kind_erf,
     NULL,
 };
 

@@ -13,6 +13,8 @@
 #include "error.h"
 #include "tokenizer.h"
 
+struct HymbaModel; /* engine/model.h; used by measurement kinds only */
+
 /* ---------------------------------------------------------------- definitions */
 
 /* One task line of a task file, validated. Common fields are decoded here;
@@ -67,6 +69,7 @@ int task_field_error(const TaskDef *t, const char *field, Err *err, const char *
 typedef enum {
     REQ_GENERATE, /* greedy generation from prompt until a stop string / max_new_tokens */
     REQ_LOGLIK,   /* log-likelihood of each (context, continuation) choice */
+    REQ_MEASURE,  /* a measurement of the model itself: the kind's measure() runs it (cache, rope_drift, erf) */
 } RequestKind;
 
 typedef struct {
@@ -142,6 +145,13 @@ typedef struct {
     int (*build)(const TaskDef *t, const Tokenizer *tok, ExampleList *out, Err *err);
     /* scores one example into metric values; the first metric is the headline */
     int (*score)(const TaskDef *t, const Example *ex, const Prediction *p, Scores *out, Err *err);
+    /* Measurement kinds only (NULL otherwise): runs one REQ_MEASURE example
+       on the model and scores it; *extra (may stay NULL) receives the
+       example's curves and tables for samples.jsonl. These kinds look inside
+       the CPU forward (positions, attention rows, cache allocations), so
+       they, and only they, include engine headers (model.h, observe.h) in
+       tasks/; every other kind stays behind prompts and predictions. */
+    int (*measure)(const TaskDef *t, struct HymbaModel *m, const Example *ex, Scores *out, cJSON **extra, Err *err);
 } TaskKind;
 
 /* The registry of kinds (tasks/registry.c). */

@@ -62,6 +62,18 @@ def main():
         check("run.json records the run", run_json.get("complete") is True and run_json.get("model_sha256")
               and run_json.get("tasks_sha256") and run_json.get("device"), json.dumps(run_json)[:300])
         print(f"  quick suite: {len(samples)} examples in {wall:.1f} s ({len(samples) / wall:.2f} examples/s)")
+        # the summary recomputed independently from samples.jsonl
+        agg = {}
+        for smp in samples:
+            for metric, v in smp.get("scores", {}).items():
+                for group in {"", smp["group"]}:
+                    a = agg.setdefault((smp["task"], metric, group), [0.0, 0])
+                    a[0] += v
+                    a[1] += 1
+        got = {(m["task"], m["metric"], m["group"]): (m["value"], m["n"]) for m in summary["metrics"]}
+        bad = [k for k, (total, n) in agg.items() if k not in got or got[k][1] != n or abs(got[k][0] - total / n) > 1e-12]
+        check("summary means and counts equal an independent recount of samples.jsonl",
+              not bad and len(got) == len(agg), f"{bad[:3]} ({len(got)} vs {len(agg)} entries)")
 
         # the same directory again without --resume: refused
         code, _, err = run(["--model", MODEL, "--tasks", QUICK, "--out", full])

@@ -3,20 +3,28 @@
 // `hymeval init-model`:
 //   - CUDA fp32 logits vs CPU fp32: max relative error < 1e-4;
 //   - CUDA bf16-hf vs CPU fp32: max relative error < 2e-2 and top-1
-//     agreement >= 99% (and, for information, vs CPU bf16-hf);
-//   - on the GPU (fp32): prefill == token-by-token decode, a batch of
-//     sequences of different lengths (and a mixed prefill/decode call) ==
-//     each sequence alone, a forward cut into several passes == one pass,
-//     fork + continue == the straight run (< 1e-5 each);
+//     agreement >= 99%, or, where the CPU's own bf16-hf emulation of the
+//     checkpoint is already further from FP32 (it is, on random weights: a
+//     few 1e-2 and 90-98% top-1, since random logits have small margins), no
+//     further than that emulation (<= 1.25 x its error, top-1 >= its - 1.5
+//     points); the emulation's figures are printed beside;
+//   - on the GPU (fp32): prefill == token-by-token decode, decode with CUDA
+//     graphs == without, a batch of sequences of different lengths (and a
+//     mixed prefill/decode call) == each sequence alone, a forward cut into
+//     passes of 50 rows == one pass, fork + continue == the straight run
+//     (< 1e-5 each);
 //   - generate_batch on the GPU gives the CPU's greedy ids (fp32);
-//   - cache bytes held vs the formula.
+//   - cache bytes held >= the formula's.
 // Relative error: max|gpu - ref| / max|ref| over all logits compared; NaN fails.
 //
 // usage: test_backend [--bin HYMEVAL] [--configs DIR] [--work DIR] [--big CHECKPOINT] [--big-only]
+//                     [--big-no-cpu-bf16]
 //   --bin: the hymeval binary that makes the checkpoints ($HYMEVAL_BIN, else
 //   beside this program); --configs: models/configs ($HYMEVAL_SOURCE_ROOT/
 //   models/configs, else ./models/configs); --big: also check this (large,
-//   e.g. random Hymba-1.5B) checkpoint on a few hundred positions.
+//   e.g. random Hymba-1.5B) checkpoint on 256 positions (its CPU bf16
+//   emulation takes a minute or two; --big-no-cpu-bf16 skips it and keeps
+//   the absolute BF16 limit).
 // exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
 #include <math.h>
 #include <stdarg.h>
@@ -98,24 +106,28 @@ static Cmp compare(const Vec &got, const Vec &ref, int V) {
     return c;
 }
 
-// One table row; a limit of 0 means "for information".
-static void report(const std::string &model, const char *check, const Cmp &c, double limit, double top1_min = 0) {
-    bool ok = !c.nan && (limit == 0 || c.rel < limit) && c.top1 >= top1_min;
+// One table row: ok decides, limit says what was asked.
+static void report_row(const std::string &model, const char *check, const Cmp &c, bool ok, const char *limit) {
+    ok = ok && !c.nan;
     g_checks++;
     if (!ok) g_failures++;
+    printf("| %-13s | %-34s | %6zu | %10.3e | %7.2f%% | %-30s | %s\n", model.c_str(), check, c.rows, c.rel,
+           c.top1 * 100, limit, ok ? "ok" : "FAIL");
+    fflush(stdout);
+}
+
+// A row with a relative-error limit (0: for information only).
+static void report(const std::string &model, const char *check, const Cmp &c, double limit) {
     char lim[64];
     if (limit == 0) snprintf(lim, sizeof lim, "(info)");
-    else if (top1_min > 0) snprintf(lim, sizeof lim, "< %.0e, top-1 >= %.0f%%", limit, top1_min * 100);
     else snprintf(lim, sizeof lim, "< %.0e", limit);
-    printf("| %-13s | %-34s | %6zu | %10.3e | %7.2f%% | %-22s | %s\n", model.c_str(), check, c.rows, c.rel,
-           c.top1 * 100, lim, ok ? "ok" : "FAIL");
-    fflush(stdout);
+    report_row(model, check, c, limit == 0 || c.rel < limit, lim);
 }
 
 static void report_flag(const std::string &model, const char *check, bool ok, const char *detail) {
     g_checks++;
     if (!ok) g_failures++;
-    printf("| %-13s | %-34s | %-52s | %s\n", model.c_str(), check, detail, ok ? "ok" : "FAIL");
+    printf("| %-13s | %-34s | %-60s | %s\n", model.c_str(), check, detail, ok ? "ok" : "FAIL");
     fflush(stdout);
 }
 
@@ -164,8 +176,17 @@ static HymbaModel *load(const std::string &dir, Precision p) {
     return m;
 }
 
-// Parity of whole-model logits with the CPU over the given prompts.
-static void parity(const std::string &name, HymbaModel *mf, HymbaModel *mb, HymbaModel *mcb,
+// Parity of whole-model logits with the CPU over the given prompts. mb is
+// the checkpoint loaded in bf16-hf (its CUDA backend, and with cpu_bf16 the
+// CPU's BF16 emulation too).
+//
+// The BF16 limit: max relative error < 2e-2 and top-1 >= 99% against FP32,
+// or, where the CPU's own bf16-hf emulation of the same checkpoint is
+// already further from FP32 than that (random weights give logits with
+// small top-1 margins, and BF16 rounding alone moves them by a few 1e-2),
+// no further from FP32 than that emulation: error <= 1.25 x its error and
+// top-1 >= its agreement - 1.5 points.
+static void parity(const std::string &name, HymbaModel *mf, HymbaModel *mb, bool cpu_bf16,
                    const std::vector<Ids> &prompts) {
     const int V = mf->cfg.vocab_size;
     Err err;
@@ -182,16 +203,29 @@ static void parity(const std::string &name, HymbaModel *mf, HymbaModel *mb, Hymb
     backend_close(gf);
     Backend *gb = open_cuda(mb);
     Vec g16 = concat(run_all(gb, prompts, true));
-    report(name, "cuda bf16-hf vs cpu fp32", compare(g16, ref, V), 2e-2, 0.99);
-    if (mcb) {  // the same BF16 emulation on the CPU: agreement up to summation order
-        Backend *cb = backend_cpu_open(mcb, &err);
-        if (!cb) die("backend_cpu_open", err);
-        report(name, "cuda bf16-hf vs cpu bf16-hf", compare(g16, concat(run_all(cb, prompts, false)), V), 0);
-        backend_close(cb);
-    }
     backend_close(gb);
+    Cmp c16 = compare(g16, ref, V), emu{};
+    emu.rel = INFINITY, emu.top1 = 0;
+    Vec e16;
+    if (cpu_bf16) {
+        Backend *cb = backend_cpu_open(mb, &err);
+        if (!cb) die("backend_cpu_open", err);
+        e16 = concat(run_all(cb, prompts, false));
+        backend_close(cb);
+        emu = compare(e16, ref, V);
+        report(name, "cpu bf16-hf vs cpu fp32 (emulation)", emu, 0);
+    }
+    bool absolute = c16.rel < 2e-2 && c16.top1 >= 0.99;
+    bool vs_emulation = cpu_bf16 && c16.rel <= 1.25 * emu.rel && c16.top1 >= emu.top1 - 0.015;
+    char lim[64];
+    if (cpu_bf16 && !absolute)
+        snprintf(lim, sizeof lim, "<= %.2e, top-1 >= %.2f%% (emul.)", 1.25 * emu.rel, (emu.top1 - 0.015) * 100);
+    else
+        snprintf(lim, sizeof lim, "< 2e-02, top-1 >= 99%%");
+    report_row(name, "cuda bf16-hf vs cpu fp32", c16, absolute || vs_emulation, lim);
+    if (cpu_bf16) report(name, "cuda bf16-hf vs cpu bf16-hf", compare(g16, e16, V), 0);
     backend_close(cpu);
-    printf("|               |   (cpu %.1f s, cuda %.2f s incl. the meta prefix)\n", t_cpu, t_gpu);
+    printf("|               |   (cpu fp32 %.1f s, cuda fp32 %.2f s incl. the meta prefix)\n", t_cpu, t_gpu);
 }
 
 // GPU self-consistency in fp32 on one model.
@@ -213,6 +247,21 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
             if (g->forward(g, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
         }
         report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
+        setenv("HYMEVAL_CUDA_GRAPHS", "0", 1);  // the same decode without CUDA graphs
+        Backend *g0 = open_cuda(mf);
+        unsetenv("HYMEVAL_CUDA_GRAPHS");
+        Vec dec0((size_t)long_len * V, NAN);
+        Sequence *s0 = g0->begin(g0, &err);
+        if (!s0) die("begin", err);
+        for (int t = 0; t < long_len; t++) {
+            const int32_t *id = &p[t];
+            int one = 1;
+            float *row = &dec0[(size_t)t * V];
+            if (g0->forward(g0, &s0, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
+        }
+        g0->release(g0, s0);
+        backend_close(g0);
+        report(name, "decode, graphs == no graphs", compare(dec, dec0, V), 1e-5);
         char detail[128];
         double formula = config_cache_bytes(&mf->cfg, long_len, 4, 4);
         size_t held = g->cache_bytes(g, s);
@@ -330,15 +379,18 @@ int main(int argc, char **argv) {
     const char *bin = getenv("HYMEVAL_BIN"), *root = getenv("HYMEVAL_SOURCE_ROOT"), *big = nullptr, *work = nullptr;
     std::string bin_s = bin ? bin : dir_of(argv[0]) + "/hymeval";
     std::string configs = root ? std::string(root) + "/models/configs" : "models/configs";
-    bool big_only = false;
+    bool big_only = false, no_big_bf16 = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--bin") == 0 && i + 1 < argc) bin_s = argv[++i];
         else if (strcmp(argv[i], "--configs") == 0 && i + 1 < argc) configs = argv[++i];
         else if (strcmp(argv[i], "--work") == 0 && i + 1 < argc) work = argv[++i];
         else if (strcmp(argv[i], "--big") == 0 && i + 1 < argc) big = argv[++i];
         else if (strcmp(argv[i], "--big-only") == 0) big_only = true;
+        else if (strcmp(argv[i], "--big-no-cpu-bf16") == 0) no_big_bf16 = true;
         else {
-            fprintf(stderr, "usage: %s [--bin HYMEVAL] [--configs DIR] [--work DIR] [--big CHECKPOINT] [--big-only]\n",
+            fprintf(stderr,
+                    "usage: %s [--bin HYMEVAL] [--configs DIR] [--work DIR] [--big CHECKPOINT] [--big-only]\n"
+                    "          [--big-no-cpu-bf16]\n",
                     argv[0]);
             return 2;
         }
@@ -357,7 +409,7 @@ int main(int argc, char **argv) {
         }
         wdir = tmpl;
     }
-    printf("| %-13s | %-34s | %6s | %10s | %8s | %-22s | result\n", "model", "check", "rows", "rel. err", "top-1",
+    printf("| %-13s | %-34s | %6s | %10s | %8s | %-30s | result\n", "model", "check", "rows", "rel. err", "top-1",
            "limit");
     Rng rng(20261125);
     const char *tiny[] = {"tiny-hymba", "tiny-mixed", "tiny-mamba", "tiny-attn", "tiny-swa"};
@@ -370,23 +422,22 @@ int main(int argc, char **argv) {
             fprintf(stderr, "test_backend: failed: %s\n", cmd.c_str());
             return 1;
         }
-        HymbaModel *mf = load(out, PREC_FP32), *mb = load(out, PREC_BF16_HF), *mcb = load(out, PREC_BF16_HF);
+        HymbaModel *mf = load(out, PREC_FP32), *mb = load(out, PREC_BF16_HF);
         const int V = mf->cfg.vocab_size;
         // a few thousand positions: lengths off the tile sizes, crossing the windows many times
         std::vector<Ids> prompts = {rng.ids(700, V), rng.ids(513, V), rng.ids(1, V), rng.ids(333, V), rng.ids(901, V)};
-        parity(name, mf, mb, mcb, prompts);
+        parity(name, mf, mb, true, prompts);
         consistency(name, mf, rng, 300);
         generation(name, mf, rng);
         model_free(mf);
         model_free(mb);
-        model_free(mcb);
     }
     if (big) {
         std::string name = "big";
         HymbaModel *mf = load(big, PREC_FP32), *mb = load(big, PREC_BF16_HF);
         const int V = mf->cfg.vocab_size;
-        std::vector<Ids> prompts = {rng.ids(200, V), rng.ids(37, V), rng.ids(120, V)};
-        parity(name, mf, mb, nullptr, prompts);
+        std::vector<Ids> prompts = {rng.ids(160, V), rng.ids(96, V)};
+        parity(name, mf, mb, !no_big_bf16, prompts);
         Err err;  // prefill == decode on the GPU, a short run
         Backend *g = open_cuda(mf);
         Ids p = rng.ids(24, V);
