@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "erf.h"
 #include "jsonl.h"
 
 static void path_in(char *out, size_t len, const Results *r, const char *name) {
@@ -531,12 +532,75 @@ static const char *json_string(const cJSON *obj, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+/* RULER's table: per length, the mean over the synthetic long-context tasks
+   (kinds niah and recall with numeric length groups) of each task's headline
+   metric (its first), and the effective lengths from it (RULER's 85.6%
+   threshold, and hymeval's 90% of the shortest length's score). */
+static void add_ruler_table(cJSON *summary, const AccList *accs, const cJSON *kinds) {
+    enum { MAX_LENGTHS = 64 };
+    int lengths[MAX_LENGTHS], n_len = 0, n_tasks[MAX_LENGTHS] = {0};
+    double sums[MAX_LENGTHS] = {0};
+    cJSON *tasks = cJSON_CreateArray();
+    for (int i = 0; i < accs->n; i++) {
+        const Acc *whole = &accs->items[i];
+        if (whole->group[0] || whole->depth_key >= 0) continue;
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(kinds, whole->task);
+        if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "niah") && strcmp(kind->valuestring, "recall"))) continue;
+        /* only the task's headline metric: the first one recorded for it */
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = !(strcmp(accs->items[j].task, whole->task) == 0 && !accs->items[j].group[0] &&
+                      accs->items[j].depth_key < 0);
+        if (!first) continue;
+        int used = 0;
+        for (int j = 0; j < accs->n; j++) {
+            const Acc *g = &accs->items[j];
+            char *end;
+            long length = strtol(g->group, &end, 10);
+            if (g->depth_key >= 0 || !g->group[0] || *end || length <= 0 || strcmp(g->task, whole->task) ||
+                strcmp(g->metric, whole->metric) || g->n == 0)
+                continue;
+            int k = 0;
+            while (k < n_len && lengths[k] != length) k++;
+            if (k == n_len) {
+                if (n_len == MAX_LENGTHS) continue;
+                lengths[n_len++] = (int)length;
+            }
+            sums[k] += g->sum / g->n;
+            n_tasks[k]++;
+            used = 1;
+        }
+        if (used) cJSON_AddItemToArray(tasks, cJSON_CreateString(whole->task));
+    }
+    if (n_len == 0) {
+        cJSON_Delete(tasks);
+        return;
+    }
+    double means[MAX_LENGTHS];
+    cJSON *ruler = cJSON_AddObjectToObject(summary, "ruler");
+    cJSON_AddItemToObject(ruler, "tasks", tasks);
+    cJSON *by_length = cJSON_AddArrayToObject(ruler, "by_length");
+    for (int k = 0; k < n_len; k++) {
+        means[k] = sums[k] / n_tasks[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "length", lengths[k]);
+        cJSON_AddNumberToObject(o, "mean", means[k]);
+        cJSON_AddNumberToObject(o, "tasks", n_tasks[k]);
+        cJSON_AddItemToArray(by_length, o);
+    }
+    cJSON_AddNumberToObject(ruler, "effective_length",
+                            effective_length(lengths, means, n_len, EFFLEN_RULER_THRESHOLD, 0));
+    cJSON_AddNumberToObject(ruler, "effective_length_relative",
+                            effective_length(lengths, means, n_len, EFFLEN_DEFAULT_RELATIVE, 1));
+}
+
 cJSON *results_summarize(const Results *r, Err *err) {
     char samples_path[4200];
     path_in(samples_path, sizeof samples_path, r, "samples.jsonl");
     if (r->samples) fflush(r->samples);
     AccList accs = {0};
     cJSON *errors = cJSON_CreateObject();
+    cJSON *kinds = cJSON_CreateObject(); /* task -> kind */
     struct stat st;
     if (stat(samples_path, &st) == 0 && st.st_size > 0) {
         JsonlReader *reader = jsonl_open(samples_path, err);
@@ -549,6 +613,8 @@ cJSON *results_summarize(const Results *r, Err *err) {
         while ((rc = jsonl_next(reader, &line, &line_no, err)) == 1) {
             const char *task = json_string(line, "task"), *group = json_string(line, "group");
             const cJSON *scores = cJSON_GetObjectItemCaseSensitive(line, "scores");
+            if (!cJSON_GetObjectItemCaseSensitive(kinds, task))
+                cJSON_AddStringToObject(kinds, task, json_string(line, "kind"));
             if (cJSON_GetObjectItemCaseSensitive(line, "error")) {
                 cJSON *count = cJSON_GetObjectItemCaseSensitive(errors, task);
                 if (count) cJSON_SetNumberValue(count, count->valuedouble + 1);
@@ -578,6 +644,7 @@ cJSON *results_summarize(const Results *r, Err *err) {
         if (rc < 0) {
             free(accs.items);
             cJSON_Delete(errors);
+            cJSON_Delete(kinds);
             return NULL;
         }
     }
@@ -609,6 +676,8 @@ cJSON *results_summarize(const Results *r, Err *err) {
         }
     }
     cJSON_AddItemToObject(summary, "errors", errors);
+    add_ruler_table(summary, &accs, kinds);
+    cJSON_Delete(kinds);
     free(accs.items);
     return summary;
 }

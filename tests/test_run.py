@@ -75,6 +75,32 @@ def main():
         check("summary means and counts equal an independent recount of samples.jsonl",
               not bad and len(got) == len(agg), f"{bad[:3]} ({len(got)} vs {len(agg)} entries)")
 
+        # RULER table: per length, the mean over niah/recall tasks of each task's headline metric
+        head, per = {}, {}
+        for smp in samples:
+            if smp["kind"] not in ("niah", "recall") or not smp["group"].isdigit() or not smp.get("scores"):
+                continue
+            m = head.setdefault(smp["task"], next(iter(smp["scores"])))
+            a = per.setdefault((smp["task"], int(smp["group"])), [0.0, 0])
+            a[0] += smp["scores"][m]
+            a[1] += 1
+        by_len = {}
+        for (task, length), (total, n) in per.items():
+            by_len.setdefault(length, []).append(total / n)
+        ruler = summary.get("ruler", {})
+        got_len = {e["length"]: (e["mean"], e["tasks"]) for e in ruler.get("by_length", [])}
+        ok = set(got_len) == set(by_len) and all(
+            abs(got_len[L][0] - sum(v) / len(v)) < 1e-12 and got_len[L][1] == len(v) for L, v in by_len.items())
+        eff, shortest = 0, None
+        for L in sorted(by_len):
+            mean = sum(by_len[L]) / len(by_len[L])
+            if mean > 0.856:
+                eff = L
+            else:
+                break
+        check("summary's RULER table and effective length equal a recount",
+              ok and ruler.get("effective_length") == eff, json.dumps(ruler)[:300])
+
         # the same directory again without --resume: refused
         code, _, err = run(["--model", MODEL, "--tasks", QUICK, "--out", full])
         check("existing results directory refused without --resume", code == 1 and "--resume" in err, err[-300:])
