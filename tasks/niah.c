@@ -590,15 +590,7 @@ static int niah_build(const TaskDef *t, const Tokenizer *tok, ExampleList *out, 
 /* ---------------------------------------------------------------- scoring */
 
 static int niah_score(const TaskDef *t, const Example *ex, const Prediction *p, Scores *out, Err *err) {
-    char *pred = ruler_postprocess(p->text ? p->text : "");
-    if (!pred) return err_set(err, "out of memory");
-    double all = string_match_all(pred, ex->targets, ex->n_targets);
-    double part = string_match_part(pred, ex->targets, ex->n_targets);
-    free(pred);
-    int part_first = strcmp(t->metric, "string_match_part") == 0;
-    scores_add(out, part_first ? "string_match_part" : "string_match_all", part_first ? part : all);
-    scores_add(out, part_first ? "string_match_all" : "string_match_part", part_first ? all : part);
-    return 0;
+    return score_ruler(p->text, ex->targets, ex->n_targets, t->metric, out, err);
 }
 
 const TaskKind kind_niah = {

@@ -827,15 +827,7 @@ static int recall_score(const TaskDef *t, const Example *ex, const Prediction *p
         scores_add(out, exact_first ? "contains" : "exact_match", exact_first ? contains : exact);
         return 0;
     }
-    char *pred = ruler_postprocess(text);
-    if (!pred) return err_set(err, "out of memory");
-    double all = string_match_all(pred, ex->targets, ex->n_targets);
-    double part = string_match_part(pred, ex->targets, ex->n_targets);
-    free(pred);
-    int part_first = strcmp(t->metric, "string_match_part") == 0;
-    scores_add(out, part_first ? "string_match_part" : "string_match_all", part_first ? part : all);
-    scores_add(out, part_first ? "string_match_all" : "string_match_part", part_first ? all : part);
-    return 0;
+    return score_ruler(text, ex->targets, ex->n_targets, t->metric, out, err);
 }
 
 const TaskKind kind_recall = {

@@ -410,3 +410,16 @@ int regex_match(const char *pattern, const char *pred, Err *err) {
     pcre2_get_error_message(rc, message, sizeof message);
     return err_set(err, "regex \"%s\": matching failed: %s", pattern, (const char *)message);
 }
+
+int score_ruler(const char *prediction, char *const *refs, int n_refs, const char *headline, Scores *out,
+                Err *err) {
+    char *pred = ruler_postprocess(prediction ? prediction : "");
+    if (!pred) return err_set(err, "out of memory");
+    double all = string_match_all(pred, refs, n_refs);
+    double part = string_match_part(pred, refs, n_refs);
+    free(pred);
+    int part_first = headline && strcmp(headline, "string_match_part") == 0;
+    scores_add(out, part_first ? "string_match_part" : "string_match_all", part_first ? part : all);
+    scores_add(out, part_first ? "string_match_all" : "string_match_part", part_first ? all : part);
+    return 0;
+}

@@ -4,6 +4,7 @@
 #define HYMEVAL_SCORING_H
 
 #include "error.h"
+#include "task.h"
 
 /* RULER post-processing of a prediction: strip, control characters -> "\n".
    Returns a malloc'd copy. */
@@ -32,5 +33,11 @@ int exact_match(const char *pred, const char *gold, int flags);
 int regex_match(const char *pattern, const char *pred, Err *err);
 /* Compiles a pattern only to validate it (task-file validation); -1 with err naming the offset. */
 int regex_check(const char *pattern, Err *err);
+
+/* RULER scoring of a generation: post-processes the prediction and adds
+   string_match_all and string_match_part to out, the one named by
+   `headline` first ("string_match_all" unless it names the other). */
+int score_ruler(const char *prediction, char *const *refs, int n_refs, const char *headline, Scores *out,
+                Err *err);
 
 #endif
