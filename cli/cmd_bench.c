@@ -3,8 +3,9 @@
    tokens prefilled together, then N greedy decode steps of the whole batch;
    the batch is halved on out-of-memory until it fits. One warm-up run (the
    same batch, a short context) precedes the timed repeats; every figure is
-   the median over the repeats. Timings are wall clock around backend calls
-   that end synchronised (each forward copies its logits to the host).
+   the median over the repeats. The protocol itself is engine/bench.c (the
+   `throughput` task kind runs the same); this file adds the floors, the
+   device memory and the table.
 
    Floors (docs/PERFORMANCE.md): prefill >= (2 x layer-matmul parameters x
    tokens + attention FLOPs) / 784 TFLOP/s; a decode step >= (weight bytes
@@ -13,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
 #include "backend.h"
+#include "bench.h"
 #include "cli.h"
 #include "model.h"
 #ifdef HYMEVAL_HAVE_CUDA
@@ -44,86 +45,6 @@ static void usage(FILE *out) {
             "  hymeval bench /tmp/h15 --batch 128 --context 8192 --decode 64\n");
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* One run's figures. */
-typedef struct {
-    double begin_s, prefill_s, ttft_s, decode_s;
-    size_t cache_bytes;     /* backend's, one sequence, after the run */
-    size_t dev_used;        /* cudaMemGetInfo used at the end of decode minus before open */
-} RunFigures;
-
-/* Buffers of one batch size. */
-typedef struct {
-    int B, L, N;
-    int32_t **prompts, *next;
-    const int32_t **feed;
-    int *lens, *ones;
-    float *logits;          /* [B][V] */
-    float **rows;
-    Sequence **seqs;
-} Batch;
-
-static void batch_free(Batch *bt) {
-    for (int i = 0; bt->prompts && i < bt->B; i++) free(bt->prompts[i]);
-    free(bt->prompts), free(bt->next), free(bt->feed), free(bt->lens), free(bt->ones);
-    free(bt->logits), free(bt->rows), free(bt->seqs);
-    memset(bt, 0, sizeof *bt);
-}
-
-static int batch_alloc(Batch *bt, int B, int L, int N, int V, unsigned long long seed) {
-    memset(bt, 0, sizeof *bt);
-    bt->B = B, bt->L = L, bt->N = N;
-    bt->prompts = calloc((size_t)B, sizeof *bt->prompts);
-    bt->next = calloc((size_t)B, sizeof *bt->next);
-    bt->feed = calloc((size_t)B, sizeof *bt->feed);
-    bt->lens = calloc((size_t)B, sizeof *bt->lens);
-    bt->ones = calloc((size_t)B, sizeof *bt->ones);
-    bt->logits = malloc(sizeof(float) * (size_t)B * V);
-    bt->rows = calloc((size_t)B, sizeof *bt->rows);
-    bt->seqs = calloc((size_t)B, sizeof *bt->seqs);
-    if (!bt->prompts || !bt->next || !bt->feed || !bt->lens || !bt->ones || !bt->logits || !bt->rows || !bt->seqs)
-        return -1;
-    unsigned long long s = seed;
-    for (int i = 0; i < B; i++) {
-        bt->prompts[i] = malloc(sizeof(int32_t) * (size_t)L);
-        if (!bt->prompts[i]) return -1;
-        for (int t = 0; t < L; t++) { /* splitmix64 ids, away from the special ids 0..2 */
-            unsigned long long z = (s += 0x9e3779b97f4a7c15ull);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            z ^= z >> 31;
-            bt->prompts[i][t] = (int32_t)(3 + z % (unsigned long long)(V > 3 ? V - 3 : 1));
-        }
-        bt->lens[i] = L;
-        bt->ones[i] = 1;
-        bt->rows[i] = bt->logits + (size_t)i * V;
-        bt->feed[i] = &bt->next[i];
-    }
-    return 0;
-}
-
 static size_t device_used(void) {
 #ifdef HYMEVAL_HAVE_CUDA
     size_t fr, tot;
@@ -132,41 +53,10 @@ static size_t device_used(void) {
     return 0;
 }
 
-/* begin + prefill (LOGITS_LAST) + n_decode greedy steps on context L. */
-static int run_once(Backend *b, Batch *bt, int L, int n_decode, size_t used_before, RunFigures *f, Err *err) {
-    const int V = b->model->cfg.vocab_size, B = bt->B;
-    int rc = -1;
-    memset(f, 0, sizeof *f);
-    for (int i = 0; i < B; i++) bt->lens[i] = L;
-    double t0 = now_s();
-    for (int i = 0; i < B; i++)
-        if (!(bt->seqs[i] = b->begin(b, err))) goto done;
-    double t1 = now_s();
-    if (b->forward(b, bt->seqs, (const int32_t *const *)bt->prompts, bt->lens, B, LOGITS_LAST, bt->rows, err)) goto done;
-    double t2 = now_s();
-    for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
-    double t3 = now_s();
-    f->begin_s = t1 - t0;
-    f->prefill_s = t2 - t1;
-    f->ttft_s = t3 - t0;
-    for (int step = 0; step < n_decode; step++) {
-        if (b->forward(b, bt->seqs, bt->feed, bt->ones, B, LOGITS_LAST, bt->rows, err)) goto done;
-        for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
-    }
-    f->decode_s = now_s() - t3;
-    f->cache_bytes = b->cache_bytes(b, bt->seqs[0]);
-    size_t used = device_used();
-    f->dev_used = used > used_before ? used - used_before : 0;
-    rc = 0;
-done:
-    for (int i = 0; i < B; i++) {
-        if (bt->seqs[i]) b->release(b, bt->seqs[i]);
-        bt->seqs[i] = NULL;
-    }
-    return rc;
-}
-
-static int is_oom(const Err *err) { return strstr(err->msg, "out of device memory") || strstr(err->msg, "out of memory"); }
+#ifdef HYMEVAL_HAVE_CUDA
+/* the peak counts the timed runs only */
+static void reset_peak(Backend *b) { backend_cuda_reset_peak(b); }
+#endif
 
 /* Attention FLOPs of prefilling L text tokens after the M meta tokens, one sequence. */
 static double attention_flops(const HymbaConfig *c, long L) {
@@ -251,48 +141,26 @@ int cmd_bench(int argc, char **argv) {
         return EXIT_FAIL;
     }
     const HymbaConfig *c = &m->cfg;
-    const int V = c->vocab_size;
-    int B = (int)batch, L = (int)context, N = (int)n_decode, warm_L = L < 256 ? L : 256, warm_N = N < 4 ? N : 4;
-    char halvings[1024] = "";
-    double *pre = calloc((size_t)repeats, sizeof(double)), *dec = calloc((size_t)repeats, sizeof(double));
-    double *ttft = calloc((size_t)repeats, sizeof(double)), *beg = calloc((size_t)repeats, sizeof(double));
-    RunFigures last = {0};
-    Batch bt = {0};
+    const int V = c->vocab_size, L = (int)context, N = (int)n_decode;
+    BenchSpec spec = {.batch = (int)batch, .context = L, .decode = N, .repeats = (int)repeats, .warmup = 1,
+                      .warmup_context = 256, .warmup_decode = 4, .seed = (uint64_t)seed, .halve_on_oom = 1,
+                      .device_used = device_used, .device_used_before = used_before};
+#ifdef HYMEVAL_HAVE_CUDA
+    spec.after_warmup = reset_peak;
+#endif
+    BenchResult res;
     int rc = EXIT_FAIL;
-    if (!pre || !dec || !ttft || !beg) {
-        fprintf(stderr, "error: out of memory\n");
+    if (bench_run(b, &spec, &res, &err)) {
+        fprintf(stderr, "error: %s\n", err.msg);
         goto out;
     }
-    for (;;) {
-        if (batch_alloc(&bt, B, L, N, V, (unsigned long long)seed)) {
-            fprintf(stderr, "error: out of host memory for a batch of %d x %d tokens\n", B, L);
-            goto out;
-        }
-        RunFigures f;
-        int failed = run_once(b, &bt, warm_L, warm_N, used_before, &f, &err);
-#ifdef HYMEVAL_HAVE_CUDA
-        backend_cuda_reset_peak(b);
-#endif
-        for (int r = 0; !failed && r < repeats; r++) {
-            failed = run_once(b, &bt, L, N, used_before, &f, &err);
-            if (!failed) pre[r] = f.prefill_s, dec[r] = f.decode_s, ttft[r] = f.ttft_s, beg[r] = f.begin_s, last = f;
-        }
-        batch_free(&bt);
-        if (!failed) break;
-        if (!is_oom(&err) || B == 1) {
-            fprintf(stderr, "error: batch %d: %s\n", B, err.msg);
-            goto out;
-        }
-        size_t used = strlen(halvings);
-        snprintf(halvings + used, sizeof halvings - used, "%s%d", used ? ", " : "", B);
-        fprintf(stderr, "bench: batch %d does not fit (%s); halving\n", B, err.msg);
-        B /= 2;
-    }
+    if (res.halvings[0]) fprintf(stderr, "bench: batch %s did not fit; ran batch %d\n", res.halvings, res.batch);
 
     {
-        double prefill_s = median(pre, (int)repeats), decode_s = median(dec, (int)repeats);
-        double ttft_s = median(ttft, (int)repeats), begin_s = median(beg, (int)repeats);
-        double prefill_tps = (double)B * L / prefill_s, decode_tps = N > 0 ? (double)B * N / decode_s : 0;
+        const int B = res.batch, warm_L = res.warmup_context, warm_N = res.warmup_decode;
+        const char *halvings = res.halvings;
+        double prefill_s = res.prefill_s, decode_s = res.decode_s, ttft_s = res.ttft_s, begin_s = res.begin_s;
+        double prefill_tps = res.prefill_tokens_per_s, decode_tps = res.decode_tokens_per_s;
         double formula_bf16 = config_cache_bytes(c, (long)L + N, 2, 2);
         int elem = prec == PREC_FP32 ? 4 : 2;
         double formula_prec = config_cache_bytes(c, (long)L + N, elem, elem);
@@ -331,12 +199,12 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "decode_seconds", decode_s);
             cJSON_AddNumberToObject(o, "decode_tokens_per_s", decode_tps);
             cJSON_AddNumberToObject(o, "decode_step_ms", N > 0 ? decode_s / N * 1e3 : 0);
-            cJSON_AddNumberToObject(o, "cache_bytes_per_seq_backend", (double)last.cache_bytes);
+            cJSON_AddNumberToObject(o, "cache_bytes_per_seq_backend", (double)res.cache_bytes);
             cJSON_AddNumberToObject(o, "cache_bytes_per_seq_formula_bf16", formula_bf16);
             cJSON_AddNumberToObject(o, "cache_bytes_per_seq_formula_at_precision", formula_prec);
             cJSON_AddNumberToObject(o, "device_weights_bytes", (double)alloc_weights);
             cJSON_AddNumberToObject(o, "device_allocator_peak_bytes", (double)alloc_peak);
-            cJSON_AddNumberToObject(o, "device_used_bytes_memgetinfo", (double)last.dev_used);
+            cJSON_AddNumberToObject(o, "device_used_bytes_memgetinfo", (double)res.device_used);
             cJSON_AddNumberToObject(o, "pass_tokens", pass_tokens);
             cJSON_AddNumberToObject(o, "prefill_floor_seconds", prefill_floor_s);
             cJSON_AddNumberToObject(o, "decode_step_floor_ms", step_floor_s * 1e3);
@@ -359,21 +227,20 @@ int cmd_bench(int argc, char **argv) {
             printf("| %-36s | %16.1f | %-30s |\n", "decode tokens/s", decode_tps, "");
             snprintf(fl, sizeof fl, "%.3f ms (%.0f tok/s)", step_floor_s * 1e3, (double)B / step_floor_s);
             printf("| %-36s | %16.3f | %-30s |\n", "decode ms per step", N > 0 ? decode_s / N * 1e3 : 0, fl);
-            printf("| %-36s | %16zu | %-30s |\n", "cache bytes/seq (backend)", last.cache_bytes, "");
+            printf("| %-36s | %16zu | %-30s |\n", "cache bytes/seq (backend)", res.cache_bytes, "");
             printf("| %-36s | %16.0f | %-30s |\n", "cache bytes/seq (formula, BF16)", formula_bf16, "");
             printf("| %-36s | %16.0f | %-30s |\n", "cache bytes/seq (formula, run dtype)", formula_prec, "");
             if (alloc_peak) {
                 printf("| %-36s | %16zu | %-30s |\n", "device weights (bytes)", alloc_weights, "");
                 printf("| %-36s | %16zu | %-30s |\n", "device allocator peak (bytes)", alloc_peak, "");
-                printf("| %-36s | %16zu | %-30s |\n", "device used, cudaMemGetInfo (bytes)", last.dev_used, "");
+                printf("| %-36s | %16zu | %-30s |\n", "device used, cudaMemGetInfo (bytes)", res.device_used, "");
                 printf("| %-36s | %16d | %-30s |\n", "rows per forward pass", pass_tokens, "");
             }
         }
     }
     rc = EXIT_OK;
+    bench_result_free(&res);
 out:
-    batch_free(&bt);
-    free(pre), free(dec), free(ttft), free(beg);
     backend_close(b);
     model_free(m);
     return rc;

@@ -130,6 +130,7 @@ static void progress_show(Progress *p, int final) {
 
 typedef struct {
     Backend *backend;
+    void *models;               /* the run's ModelSet, for MeasureEnv.model_at */
     Results *results;
     const TaskDef *task;
     const TaskKind *kind;
@@ -386,15 +387,19 @@ static int in_share(const Runner *r, int i) {
     return !r->share || r->share[i];
 }
 
-/* A measurement (REQ_MEASURE: cache, rope_drift, erf): the kind runs it on
-   the model's CPU forward and scores it; its curves and tables become the
-   sample's "extra". A failed measurement is recorded as an error line. */
+static HymbaModel *modelset_model_at(void *user, int p, Err *err);
+
+/* A measurement (REQ_MEASURE: the measurement kinds): the kind runs it on
+   the model's CPU forward or times the run's backend, and scores it; its
+   curves and tables become the sample's "extra". A failed measurement is
+   recorded as an error line. */
 static int run_measure_example(Runner *r, Example *ex, Err *err) {
     Scores scores = {0};
     cJSON *extra = NULL;
     Err m_err;
+    MeasureEnv env = {r->backend->model, r->backend, modelset_model_at, r->models};
     double t0 = now_seconds();
-    int failed = r->kind->measure(r->task, r->backend->model, ex, &scores, &extra, &m_err) != 0;
+    int failed = r->kind->measure(r->task, &env, ex, &scores, &extra, &m_err) != 0;
     if (extra) {
         cJSON_Delete(ex->extra);
         ex->extra = extra;
@@ -731,21 +736,42 @@ static int finish_samples(const Plan *p, const char *out_dir, Err *err) {
     return rc ? rc : results_remove_parts(out_dir, err);
 }
 
-/* A model per precision: precision suites switch per task. */
+/* A model per precision: precision suites switch per task, and measurement
+   kinds ask for other precisions (MeasureEnv.model_at). A backend is opened
+   only for the precisions tasks run at. */
 typedef struct {
+    const char *dir, *device;
     HymbaModel *model[4];
     Backend *backend[4];
 } ModelSet;
 
-static Backend *backend_for(ModelSet *set, const RunArgs *a, Precision p, Err *err) {
-    if (!set->backend[p]) {
-        set->model[p] = model_load(a->model_dir, p, err);
-        if (!set->model[p]) return NULL;
-        if (!set->model[p]->tok) {
-            err_set(err, "%s has no tokenizer.json; hymeval run needs the model's tokenizer", a->model_dir);
+static HymbaModel *model_for(ModelSet *set, Precision p, Err *err) {
+    if (!set->model[p]) {
+        HymbaModel *m = model_load(set->dir, p, err);
+        if (!m) return NULL;
+        if (!m->tok) {
+            model_free(m);
+            err_set(err, "%s has no tokenizer.json; hymeval run needs the model's tokenizer", set->dir);
             return NULL;
         }
-        set->backend[p] = backend_open(set->model[p], a->device, err);
+        set->model[p] = m;
+    }
+    return set->model[p];
+}
+
+static HymbaModel *modelset_model_at(void *user, int p, Err *err) {
+    if (p < 0 || p > PREC_BF16_ALL) {
+        err_set(err, "internal error: precision %d", p);
+        return NULL;
+    }
+    return model_for(user, (Precision)p, err);
+}
+
+static Backend *backend_for(ModelSet *set, Precision p, Err *err) {
+    if (!set->backend[p]) {
+        HymbaModel *m = model_for(set, p, err);
+        if (!m) return NULL;
+        set->backend[p] = backend_open(m, set->device, err);
     }
     return set->backend[p];
 }
@@ -759,9 +785,9 @@ static void modelset_free(ModelSet *set) {
 
 static void print_summary(const cJSON *summary) {
     const cJSON *m;
-    printf("\n%-28s %-20s %-10s %9s %9s %7s\n", "task", "metric", "group", "value", "stderr", "n");
+    printf("\n%-28s %-20s %-16s %9s %9s %7s\n", "task", "metric", "group", "value", "stderr", "n");
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(summary, "metrics")) {
-        printf("%-28.28s %-20.20s %-10.10s %9.4f %9.4f %7.0f\n",
+        printf("%-28.28s %-20.20s %-16.16s %9.4f %9.4f %7.0f\n",
                cJSON_GetObjectItemCaseSensitive(m, "task")->valuestring,
                cJSON_GetObjectItemCaseSensitive(m, "metric")->valuestring,
                cJSON_GetObjectItemCaseSensitive(m, "group")->valuestring,
@@ -796,7 +822,7 @@ int cmd_run(int argc, char **argv) {
         taskfile_free(&tf);
         return EXIT_FAIL;
     }
-    ModelSet models = {0};
+    ModelSet models = {.dir = a.model_dir, .device = a.device};
     Results results = {0};
     Plan plan = {0};
     cJSON *run = NULL;
@@ -808,7 +834,7 @@ int cmd_run(int argc, char **argv) {
     int n_statuses = dist.mode == DIST_MPI ? dist.size : 1;
     DistStatus *statuses = calloc((size_t)n_statuses, sizeof *statuses);
     dist_bind_device(&dist, a.device);
-    Backend *backend = statuses ? backend_for(&models, &a, default_prec, &err) : NULL;
+    Backend *backend = statuses ? backend_for(&models, default_prec, &err) : NULL;
     if (!statuses) err_set(&err, "out of memory");
     if (a.dry_run) {
         if (backend && (dist.mode != DIST_MPI || dist.rank == 0)) {
@@ -884,13 +910,13 @@ int cmd_run(int argc, char **argv) {
         const TaskDef *t = pt->task;
         Precision p = default_prec;
         if (t->precision[0]) precision_parse(t->precision, &p);
-        Backend *b = backend_for(&models, &a, p, &err);
+        Backend *b = backend_for(&models, p, &err);
         if (!b) {
             failed = 1;
             break;
         }
         Progress progress = {t->name, 0, 0, 0, now_seconds(), 0, isatty(2) && dist.mode != DIST_MPI};
-        Runner runner = {b, &results, t, task_kind_find(t->kind), &progress, a.batch, pt->mine};
+        Runner runner = {b, &models, &results, t, task_kind_find(t->kind), &progress, a.batch, pt->mine};
         failed = run_task(&runner, &pt->list, pt->n, &err) != 0;
     }
     /* one status for the whole run: a rank that failed fails it, named */

@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"report", cmd_report, "write report.html and report.md (heatmaps, curves, tables) for a results directory"},
     {"compare", cmd_compare, "compare two results directories metric by metric; exit 1 on a regression"},
     {"history", cmd_history, "trend table and plot of metrics over several results directories"},
+    {"gen-data", cmd_gendata, "write the examples of a task file as training text (JSONL), without a model"},
     {"init-model", cmd_init_model, "write a random checkpoint directory for a config (tests, benchmarks)"},
     {"inspect", cmd_inspect, "load and validate a checkpoint; print config, parameters and cache sizes"},
     {"tokenize", cmd_tokenize, "encode text to ids (or decode ids) with a checkpoint's tokenizer"},

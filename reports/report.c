@@ -7,7 +7,9 @@
      Heatmaps     every task with NIAH cells
      By length    accuracy against context length (numeric groups)
      Groups       per-group tables
-     Throughput / Cache size / ERF / RoPE drift   entries of those kinds, when present
+     Throughput / Cache size / ERF / RoPE drift   entries of those kinds, when present,
+                  then their tables and curves from the samples' "extra"
+                  objects (measure_view.c)
      Other        anything in summary.json none of the above shows
 
    A metric goes to a kind's section by the kind of its task (from
@@ -23,6 +25,7 @@
 
 #include "heatmap.h"
 #include "jsonl.h"
+#include "measure_view.h"
 #include "plot.h"
 #include "textbuf.h"
 
@@ -149,6 +152,7 @@ typedef struct {
     TaskInfo *tasks;
     int n_tasks;
     char samples_note[2100]; /* why samples.jsonl could not be read, if so */
+    MeasureViews views;      /* the measurement kinds' pictures and tables (measure_view.h) */
     TextBuf html, md;
     int n_pictures;
     int picture_failures;
@@ -235,6 +239,7 @@ static void scan_samples(Report *R) {
     while ((rc = jsonl_next(reader, &line, &line_no, &err)) == 1) {
         const char *task = jstr(line, "task"), *kind = jstr(line, "kind"), *error = jstr(line, "error");
         TaskInfo *t = task ? task_info(R, task, 0) : NULL;
+        views_add_sample(&R->views, line);
         if (t) {
             if (kind && !t->kind[0]) snprintf(t->kind, sizeof t->kind, "%s", kind);
             if (error) {
@@ -270,6 +275,7 @@ static int collect(Report *R, Err *err) {
         if (task && !task_info(R, task, 1)) return err_set(err, "out of memory");
     }
     scan_samples(R);
+    views_build(&R->views, R->rd.summary);
     for (int i = 0; i < R->n_entries; i++) {
         Entry *e = &R->entries[i];
         e->section = (int)metric_section(task_info(R, e->task, 0)->kind, e->metric);
@@ -802,14 +808,52 @@ static void section_lengths(Report *R) {
     group_plots(R, SEC_ACCURACY, "Token Limit", "accuracy by context length", 2);
 }
 
+static int section_has_views(const Report *R, int section) {
+    for (int i = 0; i < R->views.n_views; i++)
+        if (R->views.views[i].section == section) return 1;
+    return 0;
+}
+
+/* The measurement kinds' own tables and pictures (measure_view.h). */
+static void section_views(Report *R, int section) {
+    for (int i = 0; i < R->views.n_views; i++) {
+        const TaskView *tv = &R->views.views[i];
+        if (tv->section != section) continue;
+        char id[400], stub[400], title[300];
+        snprintf(stub, sizeof stub, "%s-%s-view", SECTION_ID[section], tv->task);
+        safe_name(stub, id, sizeof id);
+        snprintf(title, sizeof title, "%s: tables and curves", tv->task);
+        heading(R, 3, id, title);
+        for (int t = 0; t < tv->n_tables; t++) {
+            const ViewTable *vt = &tv->tables[t];
+            Col cols[80];
+            int n = vt->n_cols < 80 ? vt->n_cols : 80;
+            for (int c = 0; c < n; c++) cols[c] = (Col){vt->heads[c], vt->numeric[c], 0};
+            paragraph(R, "note", vt->caption);
+            table_begin(R, cols, n);
+            for (int r = 0; r < vt->n_rows; r++)
+                table_row(R, cols, n, (const char *const *)vt->cells + (size_t)r * vt->n_cols, NULL);
+            table_end(R);
+        }
+        for (int f = 0; f < tv->n_figures; f++) {
+            char file[400];
+            safe_name(tv->figures[f].stub, file, sizeof file - 8);
+            strcat(file, ".png");
+            plot_figure(R, tv->figures[f].plot, file, tv->figures[f].caption);
+        }
+    }
+}
+
 static void section_kind(Report *R, int section) {
-    if (!section_has(R, section, 0)) return;
+    int views = section_has_views(R, section);
+    if (!section_has(R, section, 0) && !views) return;
     heading(R, 2, SECTION_ID[section], SECTION_TITLE[section]);
-    overall_table(R, section);
+    if (section_has(R, section, 0)) overall_table(R, section);
     if (section_has(R, section, 1)) {
         group_tables(R, section);
         group_plots(R, section, "group", "by group", 1);
     }
+    if (views) section_views(R, section);
 }
 
 /* Whatever summary.json holds besides "metrics", "cells" and "errors". */
@@ -942,7 +986,8 @@ static void page_nav(Report *R) {
     if (section_has(R, SEC_ACCURACY, 1))
         tb_add(&R->html, "<a href=\"#lengths\">By length</a><a href=\"#groups\">Groups</a>");
     for (int s = 1; s < N_SECTIONS; s++)
-        if (section_has(R, s, 0)) tb_printf(&R->html, "<a href=\"#%s\">%s</a>", SECTION_ID[s], SECTION_TITLE[s]);
+        if (section_has(R, s, 0) || section_has_views(R, s))
+            tb_printf(&R->html, "<a href=\"#%s\">%s</a>", SECTION_ID[s], SECTION_TITLE[s]);
     tb_add(&R->html, "<a href=\"#other\">Other</a></nav>\n");
 }
 
@@ -1001,6 +1046,7 @@ done:
     tb_free(&R.md);
     free(R.entries);
     free(R.tasks);
+    views_free(&R.views);
     resultdir_close(&R.rd);
     return rc;
 }

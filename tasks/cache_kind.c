@@ -370,7 +370,9 @@ static int measure_prefill(HymbaModel *m, uint64_t seed, int T, size_t *used, si
     return rc;
 }
 
-static int cache_measure(const TaskDef *t, HymbaModel *m, const Example *ex, Scores *out, cJSON **extra, Err *err) {
+static int cache_measure(const TaskDef *t, const MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
+                         Err *err) {
+    HymbaModel *m = env->model;
     CacheParams p;
     if (cache_params(t, &p, err)) return -1;
     const cJSON *jv = cJSON_GetObjectItemCaseSensitive(ex->extra, "variant");

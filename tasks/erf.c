@@ -139,6 +139,15 @@ int measure_sequence(const HymbaModel *m, const char *source, uint64_t seed, int
     return 0;
 }
 
+HymbaModel *measure_model_at(const MeasureEnv *env, Precision p, int *owned, Err *err) {
+    *owned = 0;
+    if (env->model->precision == p) return env->model;
+    if (env->model_at) return env->model_at(env->user, (int)p, err);
+    HymbaModel *m = model_load(env->model->dir, p, err);
+    *owned = m != NULL;
+    return m;
+}
+
 int measure_no_score(const TaskDef *t, const Example *ex, const Prediction *p, Scores *out, Err *err) {
     (void)p, (void)out;
     return err_set(err, "task %s example %s: a measurement kind (%s) is scored by its measure(), not score()",
@@ -185,6 +194,39 @@ int measure_int_list(const TaskDef *t, const char *field, const int *fallback, i
     *out = v;
     *n = count;
     return 0;
+}
+
+int measure_modes(const TaskDef *t, char ***out, int *n, Err *err) {
+    static const char *const all[] = {"fp32", "bf16-paper", "bf16-hf", "bf16-all", NULL};
+    *out = NULL;
+    *n = 0;
+    if (!task_has(t, "modes")) {
+        for (int i = 0; all[i]; i++)
+            if (strv_push(out, n, all[i])) goto oom;
+        return 0;
+    }
+    if (task_string_list(t, "modes", out, n, err)) return -1;
+    int rc = 0;
+    if (*n == 0) rc = task_field_error(t, "modes", err, "expected a non-empty array of precision modes");
+    for (int i = 0; i < *n && rc == 0; i++) {
+        Precision prec;
+        if (precision_parse((*out)[i], &prec))
+            rc = task_field_error(t, "modes", err, "element [%d] is \"%s\"; expected fp32, bf16-paper, bf16-hf or "
+                                  "bf16-all", i, (*out)[i]);
+        for (int j = 0; j < i && rc == 0; j++)
+            if (strcmp((*out)[j], (*out)[i]) == 0)
+                rc = task_field_error(t, "modes", err, "\"%s\" appears twice", (*out)[i]);
+    }
+    if (rc == 0) return 0;
+    strv_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return -1;
+oom:
+    strv_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return err_set(err, "out of memory");
 }
 
 cJSON *measure_json_doubles(const double *v, int n) {
@@ -573,7 +615,9 @@ static int extra_int(const Example *ex, const char *key, int fallback) {
     return cJSON_IsNumber(v) ? (int)v->valuedouble : fallback;
 }
 
-static int erf_measure(const TaskDef *t, HymbaModel *m, const Example *ex, Scores *out, cJSON **extra, Err *err) {
+static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
+                       Err *err) {
+    HymbaModel *m = env->model;
     const HymbaConfig *cfg = &m->cfg;
     ErfParams pp;
     if (erf_params(t, &pp, err)) return -1;

@@ -40,6 +40,11 @@ int measure_sequence(const struct HymbaModel *m, const char *source, uint64_t se
                      Err *err);
 extern const char *const measure_sources[]; /* {"prose", "random", NULL} */
 
+/* The task's checkpoint at precision p: env->model when it is at p, else
+   the caller's (env->model_at), else loaded here (*owned = 1: the caller
+   model_free()s it). */
+HymbaModel *measure_model_at(const MeasureEnv *env, Precision p, int *owned, Err *err);
+
 /* A mixed 64-bit seed from a task seed and two small integers. */
 uint64_t measure_seed(uint64_t seed, uint64_t a, uint64_t b);
 
@@ -51,6 +56,10 @@ int measure_no_score(const TaskDef *t, const Example *ex, const Prediction *p, S
    in [min, max], none twice. Sorted ascending when sort != 0. *out malloc'd. */
 int measure_int_list(const TaskDef *t, const char *field, const int *fallback, int n_fallback, int min, int max,
                      int sort, int **out, int *n, Err *err);
+
+/* The "modes" field: precision mode names (DESIGN.md §5), each at most
+   once; absent -> all four. *out malloc'd (strv_free). */
+int measure_modes(const TaskDef *t, char ***out, int *n, Err *err);
 
 /* A JSON array of n doubles / ints. */
 cJSON *measure_json_doubles(const double *v, int n);

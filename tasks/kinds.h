@@ -12,5 +12,7 @@ extern const TaskKind kind_multiple_choice;  /* tasks/multiple_choice.c */
 extern const TaskKind kind_cache;            /* tasks/cache_kind.c */
 extern const TaskKind kind_rope_drift;       /* tasks/rope_drift.c */
 extern const TaskKind kind_erf;              /* tasks/erf.c */
+extern const TaskKind kind_throughput;       /* tasks/throughput_kind.c */
+extern const TaskKind kind_niah_shift;       /* tasks/niah_shift.c */
 
 #endif

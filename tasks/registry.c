@@ -11,6 +11,8 @@ static const TaskKind *const all_kinds[] = {
     &kind_cache,
     &kind_rope_drift,
     &kind_erf,
+    &kind_throughput,
+    &kind_niah_shift,
     NULL,
 };
 

@@ -33,7 +33,6 @@
 
 static const char *const drift_fields[] = {"num_sequences", "length", "delta2", "deltas", "modes",
                                            "source",        "bins",   "chunk",  NULL};
-static const char *const mode_names[] = {"fp32", "bf16-paper", "bf16-hf", "bf16-all", NULL};
 /* AnchorAttention Fig. 1: Δ1 with Δ2 = 16 */
 static const int paper_deltas[] = {0, 2, 4, 6, 8, 10, 12, 14, 15, 17, 18, 20, 22, 50, 100, 200, 500, 1000, 2000};
 enum { MAX_DELTA = 1 << 24, MAX_LENGTH = 1 << 20, ROW_BUDGET_FLOATS = 16 << 20 };
@@ -69,32 +68,7 @@ static int drift_params(const TaskDef *t, DriftParams *p, Err *err) {
         if (!dup) fallback[nf++] = (int)d;
     }
     if (measure_int_list(t, "deltas", fallback, nf, 0, MAX_DELTA, 1, &p->deltas, &p->n_deltas, err)) return -1;
-    if (task_has(t, "modes")) {
-        if (task_string_list(t, "modes", &p->modes, &p->n_modes, err)) goto fail;
-        if (p->n_modes == 0) {
-            task_field_error(t, "modes", err, "expected a non-empty array of precision modes");
-            goto fail;
-        }
-        for (int i = 0; i < p->n_modes; i++) {
-            Precision prec;
-            if (precision_parse(p->modes[i], &prec)) {
-                task_field_error(t, "modes", err, "element [%d] is \"%s\"; expected fp32, bf16-paper, bf16-hf or bf16-all",
-                                 i, p->modes[i]);
-                goto fail;
-            }
-            for (int j = 0; j < i; j++)
-                if (strcmp(p->modes[j], p->modes[i]) == 0) {
-                    task_field_error(t, "modes", err, "\"%s\" appears twice", p->modes[i]);
-                    goto fail;
-                }
-        }
-    } else {
-        for (int i = 0; mode_names[i]; i++)
-            if (strv_push(&p->modes, &p->n_modes, mode_names[i])) {
-                err_set(err, "out of memory");
-                goto fail;
-            }
-    }
+    if (measure_modes(t, &p->modes, &p->n_modes, err)) goto fail;
     return 0;
 fail:
     drift_params_free(p);
@@ -495,7 +469,9 @@ static cJSON *scaled(const double *v, int n, double scale) {
     return a;
 }
 
-static int drift_measure(const TaskDef *t, HymbaModel *m, const Example *ex, Scores *out, cJSON **extra, Err *err) {
+static int drift_measure(const TaskDef *t, const MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
+                         Err *err) {
+    HymbaModel *m = env->model;
     DriftParams p;
     if (drift_params(t, &p, err)) return -1;
     Precision mode;
@@ -505,7 +481,7 @@ static int drift_measure(const TaskDef *t, HymbaModel *m, const Example *ex, Sco
     }
     const HymbaConfig *cfg = &m->cfg;
     const int T = p.length, L = cfg->n_layers, nd = p.n_deltas, S = cfg->n_meta + T;
-    HymbaModel *mm = m, *fp = NULL;
+    HymbaModel *mm = NULL, *fp = NULL;
     int own_mm = 0, own_fp = 0, rc = -1, have_lock = 0, have_curves = 0, have_pos = 0;
     int saved_offset = m->position_offset;
     const HymbaObserver *saved_obs = m->observer;
@@ -515,15 +491,8 @@ static int drift_measure(const TaskDef *t, HymbaModel *m, const Example *ex, Sco
     Curves cv;
     Sums pos = {0};
     double vs_total = 0;
-    if (m->precision != mode) {
-        if (!(mm = model_load(m->dir, mode, err))) goto done;
-        own_mm = 1;
-    }
-    if (mode != PREC_FP32) {
-        if (m->precision == PREC_FP32) fp = m;
-        else if (!(fp = model_load(m->dir, PREC_FP32, err))) goto done;
-        else own_fp = 1;
-    }
+    if (!(mm = measure_model_at(env, mode, &own_mm, err))) goto done;
+    if (mode != PREC_FP32 && !(fp = measure_model_at(env, PREC_FP32, &own_fp, err))) goto done;
     if (lock_init(&lock, cfg, T, p.chunk, err)) goto done;
     have_lock = 1;
     if (curves_init(&cv, nd, L)) {

@@ -14,6 +14,7 @@
 #include "tokenizer.h"
 
 struct HymbaModel; /* engine/model.h; used by measurement kinds only */
+struct Backend;    /* engine/backend.h; idem */
 
 /* ---------------------------------------------------------------- definitions */
 
@@ -69,7 +70,7 @@ int task_field_error(const TaskDef *t, const char *field, Err *err, const char *
 typedef enum {
     REQ_GENERATE, /* greedy generation from prompt until a stop string / max_new_tokens */
     REQ_LOGLIK,   /* log-likelihood of each (context, continuation) choice */
-    REQ_MEASURE,  /* a measurement of the model itself: the kind's measure() runs it (cache, rope_drift, erf) */
+    REQ_MEASURE,  /* a measurement of the model itself: the kind's measure() runs it (measurement kinds) */
 } RequestKind;
 
 typedef struct {
@@ -133,6 +134,17 @@ void scores_add(Scores *s, const char *name, double value);
 
 /* ---------------------------------------------------------------- kinds */
 
+/* What a measurement runs on. */
+typedef struct MeasureEnv {
+    struct HymbaModel *model; /* the task's model (its precision): host weights, the CPU forward */
+    struct Backend *backend;  /* the run's backend on that model (cpu, or cuda under --device cuda) */
+    /* The same checkpoint at another precision (a Precision of model.h),
+       loaded once and owned by the caller; NULL (err set) on failure. May
+       itself be NULL: a kind then loads the model for itself. */
+    struct HymbaModel *(*model_at)(void *user, int precision, Err *err);
+    void *user;
+} MeasureEnv;
+
 typedef struct {
     const char *name;
     /* kind-specific fields the kind accepts (NULL-terminated); any other
@@ -148,11 +160,19 @@ typedef struct {
     /* Measurement kinds only (NULL otherwise): runs one REQ_MEASURE example
        on the model and scores it; *extra (may stay NULL) receives the
        example's curves and tables for samples.jsonl. These kinds look inside
-       the CPU forward (positions, attention rows, cache allocations), so
-       they, and only they, include engine headers (model.h, observe.h) in
-       tasks/; every other kind stays behind prompts and predictions. */
-    int (*measure)(const TaskDef *t, struct HymbaModel *m, const Example *ex, Scores *out, cJSON **extra, Err *err);
+       the CPU forward (positions, attention rows, cache allocations) or time
+       the backend, so they, and only they, include engine headers (model.h,
+       observe.h, backend.h) in tasks/; every other kind stays behind prompts
+       and predictions. */
+    int (*measure)(const TaskDef *t, const struct MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
+                   Err *err);
 } TaskKind;
+
+/* A task definition nested in field `field` of parent (an object: a task
+   of `kind` without name, kind or precision), validated as a task line is;
+   its seed defaults to the parent's, its messages name the parent's file and
+   line and the task "parent.field". out->json points into parent's JSON. */
+int task_nested(const TaskDef *parent, const char *field, const TaskKind *kind, TaskDef *out, Err *err);
 
 /* The registry of kinds (tasks/registry.c). */
 const TaskKind *task_kind_find(const char *name);

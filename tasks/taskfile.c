@@ -410,6 +410,35 @@ static int decode_task(TaskFile *tf, TaskDef *t, Err *err) {
     return kind->validate ? kind->validate(t, err) : 0;
 }
 
+/* ---------------------------------------------------------------- nested definitions */
+
+int task_nested(const TaskDef *parent, const char *field, const TaskKind *kind, TaskDef *out, Err *err) {
+    const cJSON *v = field_value(parent, field);
+    if (!cJSON_IsObject(v)) {
+        char got[96];
+        if (!v) return task_field_error(parent, field, err, "missing (expected a %s task definition)", kind->name);
+        describe_json(v, got, sizeof got);
+        return task_field_error(parent, field, err, "expected an object (a %s task definition), got %s", kind->name,
+                                got);
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%.100s.%.20s", parent->name, field);
+    snprintf(out->kind, sizeof out->kind, "%s", kind->name);
+    out->file = parent->file;
+    out->line = parent->line;
+    out->json = (cJSON *)v;
+    if (check_repeated_fields(out, err)) return -1;
+    /* the outer task names it and sets its precision */
+    static const char *const outer_only[] = {"name", "kind", "precision", NULL};
+    for (int i = 0; outer_only[i]; i++)
+        if (field_value(out, outer_only[i]))
+            return task_field_error(out, outer_only[i], err, "not allowed in a nested definition (the outer task "
+                                    "\"%s\" sets it)", parent->name);
+    if (check_unknown_fields(out, kind, err) || decode_common_fields(out, err)) return -1;
+    if (!field_value(out, "seed")) out->seed = parent->seed;
+    return kind->validate ? kind->validate(out, err) : 0;
+}
+
 /* ---------------------------------------------------------------- the file */
 
 /* The SHA-256 of the file's bytes as stored (compressed, for a .gz file),

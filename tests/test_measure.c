@@ -11,7 +11,11 @@
      window model (one layer: beyond the window), the full context in a
      global one, decay with distance in a Mamba one, Eq. 5 = S/2 under
      uniform attention;
-   - rope_drift: exactly 0 at Δ1 = Δ2 in every mode, rounding level in FP32. */
+   - rope_drift: exactly 0 at Δ1 = Δ2 in every mode, rounding level in FP32;
+   - throughput: one example per (batch, context), positive finite figures
+     that are the definitions' ratios, the shape and device in extra;
+   - field errors of throughput and niah_shift (its nested niah definition
+     included) name the file, the line, the task and the field. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "erf.h"
 #include "kinds.h"
 #include "model.h"
@@ -124,6 +129,9 @@ static cJSON *run_kind(HymbaModel *m, const char *json) {
     ExampleList list = {0};
     if (kind->build(&k.t, m->tok, &list, &err)) fail_msg("build: %s", err.msg);
     cJSON *out = cJSON_CreateArray();
+    /* no model_at: the kinds load other precisions themselves */
+    MeasureEnv env = {m, backend_cpu_open(m, &err), NULL, NULL};
+    assert_non_null(env.backend);
     for (int i = 0; i < list.n; i++) {
         Example *ex = &list.items[i];
         assert_int_equal(ex->request, REQ_MEASURE);
@@ -131,7 +139,7 @@ static cJSON *run_kind(HymbaModel *m, const char *json) {
         cJSON *extra = NULL;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", ex->id);
-        if (kind->measure(&k.t, m, ex, &s, &extra, &err)) {
+        if (kind->measure(&k.t, &env, ex, &s, &extra, &err)) {
             cJSON_AddStringToObject(o, "error", err.msg);
         } else {
             cJSON *sj = cJSON_AddObjectToObject(o, "scores");
@@ -142,6 +150,7 @@ static cJSON *run_kind(HymbaModel *m, const char *json) {
         assert_null(m->observer);
         assert_int_equal(m->position_offset, 0);
     }
+    backend_close(env.backend);
     examples_free(&list);
     cJSON_Delete(k.json);
     return out;
@@ -592,6 +601,85 @@ static void test_rope_drift(void **state) {
     free_model(&f);
 }
 
+/* ---------------------------------------------------------------- throughput */
+
+static void test_throughput(void **state) {
+    (void)state;
+    Fixture f = make_model("models/configs/tiny-hymba.json", NULL, PREC_FP32);
+    cJSON *rows = run_kind(f.model, "{\"name\": \"tp\", \"kind\": \"throughput\", \"batches\": [2, 1], "
+                                    "\"contexts\": [24, 12], \"decode\": 3, \"repeats\": 2}");
+    /* one example per (batch, context), contexts then batches ascending */
+    static const char *const ids[] = {"b1_c12", "b2_c12", "b1_c24", "b2_c24"};
+    assert_int_equal(cJSON_GetArraySize(rows), 4);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *r = cJSON_GetArrayItem(rows, i);
+        assert_string_equal(cJSON_GetObjectItem(r, "id")->valuestring, ids[i]);
+        const char *names[] = {"prefill_tokens_per_s", "decode_tokens_per_s", "ttft_seconds", "prefill_seconds",
+                               "decode_step_ms"};
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+            double v = score_of(r, names[k]);
+            if (!(isfinite(v) && v > 0)) fail_msg("%s: %s = %g", ids[i], names[k], v);
+        }
+        const cJSON *e = cJSON_GetObjectItem(r, "extra");
+        int B = ids[i][1] - '0', L = i < 2 ? 12 : 24;
+        assert_true(score_of(r, "batch_run") == B);
+        assert_true(path(e, "batch", NULL)->valuedouble == B && path(e, "context", NULL)->valuedouble == L);
+        assert_true(path(e, "decode", NULL)->valuedouble == 3 && path(e, "repeats", NULL)->valuedouble == 2);
+        assert_string_equal(path(e, "precision", NULL)->valuestring, "fp32");
+        assert_string_equal(path(e, "backend", NULL)->valuestring, "cpu");
+        assert_non_null(cJSON_GetStringValue(path(e, "device", NULL)));
+        assert_non_null(cJSON_GetStringValue(path(e, "weights_dtype", NULL)));
+        assert_int_equal(cJSON_GetArraySize(path(e, "prefill_seconds_each", NULL)), 2);
+        /* the definitions: tokens over the median seconds */
+        double pre_s = path(e, "prefill_seconds", NULL)->valuedouble;
+        double dec_s = path(e, "decode_seconds", NULL)->valuedouble;
+        assert_true(fabs(score_of(r, "prefill_tokens_per_s") - B * L / pre_s) < 1e-9 * B * L / pre_s);
+        assert_true(fabs(score_of(r, "decode_tokens_per_s") - B * 3 / dec_s) < 1e-9 * B * 3 / dec_s);
+        assert_true(path(e, "cache_bytes_per_seq_backend", NULL)->valuedouble > 0);
+    }
+    cJSON_Delete(rows);
+    free_model(&f);
+}
+
+/* validate()'s message for a task line, which must contain `want`. */
+static void expect_invalid(const char *json, const char *want) {
+    Task k = make_task(json);
+    const TaskKind *kind = task_kind_find(k.t.kind);
+    Err err;
+    if (kind->validate(&k.t, &err) == 0) fail_msg("%s: accepted", json);
+    if (!strstr(err.msg, want)) fail_msg("%s: message \"%s\" lacks \"%s\"", json, err.msg, want);
+    cJSON_Delete(k.json);
+}
+
+static void test_measure_field_errors(void **state) {
+    (void)state;
+    expect_invalid("{\"name\": \"tp\", \"kind\": \"throughput\", \"batches\": [1, 0]}",
+                   "test_measure.jsonl:1: task \"tp\": field \"batches\": element [1] is 0");
+    expect_invalid("{\"name\": \"tp\", \"kind\": \"throughput\", \"contexts\": []}",
+                   "test_measure.jsonl:1: task \"tp\": field \"contexts\": expected a non-empty array");
+    expect_invalid("{\"name\": \"tp\", \"kind\": \"throughput\", \"decode\": -1}",
+                   "test_measure.jsonl:1: task \"tp\": field \"decode\": expected an integer in [0, ");
+    expect_invalid("{\"name\": \"tp\", \"kind\": \"throughput\", \"repeats\": \"3\"}",
+                   "test_measure.jsonl:1: task \"tp\": field \"repeats\": expected an integer in [1, 1000], got \"3\"");
+    expect_invalid("{\"name\": \"tp\", \"kind\": \"throughput\", \"batches\": [2, 2]}",
+                   "field \"batches\": 2 appears twice");
+    /* niah_shift: the nested definition is checked as a niah task line, named "<task>.niah" */
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\"}",
+                   "test_measure.jsonl:1: task \"ns\": field \"niah\": missing");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": [1]}",
+                   "task \"ns\": field \"niah\": expected an object (a niah task definition), got an array");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": {\"variant\": \"single_9\"}}",
+                   "test_measure.jsonl:1: task \"ns.niah\": field \"variant\": expected one of");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": {\"lenghts\": [512]}}",
+                   "task \"ns.niah\": unknown field \"lenghts\" for kind \"niah\"");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": {\"precision\": \"fp32\"}}",
+                   "task \"ns.niah\": field \"precision\": not allowed in a nested definition");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": {}, \"shifts\": [0, -4]}",
+                   "task \"ns\": field \"shifts\": element [1] is -4");
+    expect_invalid("{\"name\": \"ns\", \"kind\": \"niah_shift\", \"niah\": {}, \"modes\": [\"bf16\"]}",
+                   "task \"ns\": field \"modes\": element [0] is \"bf16\"");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_effective_length),
@@ -604,6 +692,8 @@ int main(void) {
         cmocka_unit_test(test_erf_global_reaches_everything),
         cmocka_unit_test(test_erf_mamba_decays),
         cmocka_unit_test(test_rope_drift),
+        cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_measure_field_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,15 @@ unfilter (None/Sub/Up/Average/Paeth). The NIAH heatmap of a constructed
 summary with known cells is checked pixel by pixel: score 1.0 cells are the
 scale's green (#0CD79F), 0.0 cells its red (#F0496E), 0.5 its yellow
 (#EBB839), a missing cell grey, and green lies left of red (short contexts in
-the first columns). A short real run (--limit 2) is reported too.
+the first columns). The measurement kinds' pictures (RoPE drift, shifted
+NIAH, ERF, throughput, cache; from the samples' extra objects) are drawn,
+with the drift curves checked by colour and position, and their tables are
+in report.html. A short real run (--limit 2) is reported too.
 
 The fixture builder (make_results) and the decoder (decode_png) are reused by
 test_report_html.py."""
 import json
+import math
 import os
 import shutil
 import struct
@@ -150,6 +154,61 @@ def cell_value(length, depth):
     return 0.0
 
 
+DRIFT_DELTAS = [0, 2, 16, 100, 1000]
+
+
+def add_measurement_curves(samples, metrics):
+    """Samples with the extras the report draws its measurement pictures and
+    tables from (docs/tasks/measurements.md), and their summary entries:
+    rope_drift (fp32 flat near 0, bf16-hf well above it), niah_shift, erf,
+    throughput and cache."""
+    def add(task, kind, ex_id, group, scores, extra):
+        samples.append({"task": task, "kind": kind, "id": ex_id, "group": group, "target_tokens": 0,
+                        "prompt_tokens": 0, "scores": scores, "seconds": 1.0, "extra": extra})
+        for m, v in scores.items():
+            metrics.append({"task": task, "metric": m, "group": group, "value": v, "stderr": 0.0, "n": 1})
+
+    for mode, scale in (("fp32", 1e-7), ("bf16-hf", 1.0)):
+        curve = [0.0 if d == 16 else scale * (1 + math.log1p(abs(d - 16))) for d in DRIFT_DELTAS]
+        extra = {"mode": mode, "length": 256, "num_sequences": 1, "delta2": 16, "deltas": DRIFT_DELTAS,
+                 "attn_diff": curve}
+        if mode != "fp32":
+            extra["vs_fp32"] = {"bin_start": [0, 64, 128, 192], "attn_diff_per_row": [0.03, 0.01, 0.008, 0.006]}
+        add("drift_curves", "rope_drift", mode, mode, {"attn_diff": curve[-1]}, extra)
+    metrics.append({"task": "shift_niah", "metric": "string_match_all", "group": "", "value": 0.875,
+                    "stderr": 0.1, "n": 8})
+    for group, v in (("fp32@0", 1.0), ("fp32@4096", 1.0), ("bf16-hf@0", 1.0), ("bf16-hf@4096", 0.5)):
+        mode, shift = group.split("@")
+        for k in range(2):
+            samples.append({"task": "shift_niah", "kind": "niah_shift", "id": f"{group}/L512_D50_s{k}",
+                            "group": group, "target_tokens": 512, "prompt_tokens": 500,
+                            "scores": {"string_match_all": float(k < 2 * v)}, "seconds": 0.3,
+                            "extra": {"mode": mode, "shift": int(shift), "prediction": "42"}})
+        metrics.append({"task": "shift_niah", "metric": "string_match_all", "group": group, "value": v,
+                        "stderr": 0.0, "n": 2})
+    for T in (256, 1024):
+        layers = [{"layer": l, "attn_dist": T / 2 - 10 * l, "ssm_dist": T / 8 + 5 * l} for l in range(4)]
+        d = [1, 4, 16, 64, T - 2]
+        add("erf_curves", "erf", f"len{T}_seq0", str(T), {"erf_hymba": T / 3},
+            {"length": T, "sequence": 0, "layers": layers,
+             "perturb": {"d": d, "influence": [1.0 / (1 + x) for x in d]}})
+    for L in (1024, 4096):
+        for B in (1, 8):
+            add("tp_table", "throughput", f"b{B}_c{L}", f"b{B}_c{L}",
+                {"prefill_tokens_per_s": 1000.0 * B, "decode_tokens_per_s": 50.0 * B, "ttft_seconds": L / 1000.0},
+                {"batch": B, "batch_run": B, "context": L, "decode": 32, "precision": "bf16-hf",
+                 "device": "NVIDIA H200", "prefill_tokens_per_s": 1000.0 * B, "decode_tokens_per_s": 50.0 * B,
+                 "ttft_seconds": L / 1000.0})
+    table = [{"variant": v, "length": L, "bytes": mb * 1e6, "mb": mb}
+             for v, per in (("hymba", (1.25, 3.5)), ("attn_only", (2.5, 9.5)), ("llama-3.2-3b-shape", (117.4, 469.8)))
+             for L, mb in zip((1024, 4096), per)]
+    for L, mb in ((1024, 1.25), (4096, 3.5)):
+        extra = {"variant": "hymba", "length": L, "measured": {"bytes": mb * 1e6}}
+        if L == 1024:
+            extra["table"] = table
+        add("cache_table", "cache", f"hymba@{L}", f"hymba@{L}", {"mb": mb}, extra)
+
+
 def make_results(out_dir):
     """Writes a synthetic results directory (run.json, samples.jsonl,
     summary.json in the format reports/results.c writes) with a NIAH task
@@ -210,6 +269,7 @@ def make_results(out_dir):
                         "stderr": 0.0, "n": len(groups)})
         for g, v in groups.items():
             metrics.append({"task": task, "metric": metric, "group": g, "value": v, "stderr": 0.0, "n": 1})
+    add_measurement_curves(samples, metrics)
     summary = {"metrics": metrics, "cells": cells, "errors": {"niah_grid": 1},
                "effective_length": {"niah_grid": {"threshold": 0.9, "length": 4000}}}
     run = {"tasks_sha256": "0" * 64, "model_sha256": "1" * 64, "precision": "fp32", "limit": 0, "only": "",
@@ -254,6 +314,49 @@ def check_all_pngs(dir_, label):
     for name in pngs:
         check(f"{label}: report.md links {name}", f"]({name})" in md)
     return decoded, filters
+
+
+BLUE, ORANGE = (0x2E, 0x6F, 0xD8), (0xE4, 0x57, 0x2E)  # the plots' first two series colours
+
+
+def in_plot(pixels, w):
+    """Pixels left of the legend (a plot is 960 wide, the legend adds width)."""
+    return [(x, y) for x, y in pixels if x < min(w, 940)]
+
+
+def check_measurement_pictures(decoded, html):
+    """The measurement kinds' pictures (from the samples' extra objects) and tables."""
+    want = ["drift-drift_curves-attn_diff.png", "drift-drift_curves-vs_fp32.png", "drift-shift_niah-accuracy.png",
+            "erf-erf_curves-layers.png", "erf-erf_curves-influence.png", "throughput-tp_table-tokens_per_s.png",
+            "cache-cache_table-mb.png"]
+    for pic in want:
+        check(f"measurement picture {pic} is drawn", pic in decoded, sorted(decoded))
+    name = "drift-drift_curves-attn_diff.png"
+    if name in decoded:
+        w, h, rows = decoded[name]
+        blue, orange = in_plot(pixels_of(rows, BLUE), w), in_plot(pixels_of(rows, ORANGE), w)
+        check("drift curves: fp32 (first colour) and bf16-hf (second) are both drawn",
+              len(blue) > 200 and len(orange) > 200, (len(blue), len(orange)))
+        if blue and orange:
+            # y grows downwards: bf16-hf's larger attn_diff lies above fp32's flat ~0 line
+            check("drift curves: bf16-hf lies above fp32", median(y for _, y in orange) < median(y for _, y in blue))
+            check("drift curves: fp32 is flat (rounding level)", max(y for _, y in blue) - min(y for _, y in blue) < 12)
+    name = "erf-erf_curves-layers.png"
+    if name in decoded:
+        w, h, rows = decoded[name]
+        colours = [(0x2E, 0x6F, 0xD8), (0xE4, 0x57, 0x2E), (0x17, 0xA5, 0x89), (0x9B, 0x59, 0xB6)]
+        counts = [len(in_plot(pixels_of(rows, c), w)) for c in colours]
+        check("ERF by layer: attention and SSM curves for both lengths", all(n > 100 for n in counts), counts)
+    check("report.html: measurement pictures are inline SVG with their captions",
+          "receptive field by layer and head type" in html and "attn_diff D(d1, d2 = 16) by d1" in html
+          and "BF16 vs FP32 attention difference by position" in html)
+    check("report.html: the throughput table (batch, context, tokens/s, device)",
+          ">prefill tokens/s</th>" in html and "<td>NVIDIA H200</td>" in html and ">8000.0</td>" in html)
+    check("report.html: the cache table, formula rows and measured sizes",
+          ">MB at 4096</th>" in html and "<td>llama-3.2-3b-shape</td>" in html and "hymba, measured" in html
+          and ">469.80</td>" in html)
+    check("report.html: the shifted-NIAH table, accuracy (n) per mode x shift",
+          ">shift 4096</th>" in html and ">0.5000 (2)</td>" in html)
 
 
 def main():
@@ -317,6 +420,7 @@ def main():
             check("the first series is drawn in its palette colour", len(pixels_of(rows, (0x2E, 0x6F, 0xD8))) > 200)
         for pic in ("throughput-prefill_speed.png", "cache-cache_size.png", "drift-drift.png"):
             check(f"measurement curve {pic} is drawn", pic in decoded, sorted(decoded))
+        check_measurement_pictures(decoded, svg_html)
 
         # a short real run
         real = os.path.join(tmp, "real")

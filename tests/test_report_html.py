@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.html in a real browser: `hymeval report` on a constructed results
 directory (every section: run, errors, summary, heatmap, curves, groups,
-throughput, cache, drift, other) gives a self-contained page (no scripts, no
+throughput, cache, ERF, drift with their tables and curves, other) gives a self-contained page (no scripts, no
 external resources), which headless Chromium loads without console errors
 and renders to a non-trivial screenshot showing the heatmap's colours.
 
@@ -67,9 +67,11 @@ def main():
         check("no stylesheet links, @import or url(...) fetches",
               "<link" not in html.lower() and "@import" not in html and not re.search(r"url\((?!#)", html))
         for section in ("Run", "Errors", "Summary", "Needle-in-a-haystack heatmaps", "Accuracy by context length",
-                        "Results per group", "Throughput", "Cache size", "RoPE drift", "Other metrics"):
+                        "Results per group", "Throughput", "Cache size", "Effective receptive field", "RoPE drift",
+                        "Other metrics"):
             check(f"section \"{section}\" is present", f">{section}</h2>" in html)
-        check("pictures are inline SVG", html.count("<svg ") >= 5, html.count("<svg "))
+        check("pictures are inline SVG (the measurement curves included)", html.count("<svg ") >= 12,
+              html.count("<svg "))
         check("the unknown summary key lands in Other metrics", "effective_length" in html)
 
         profile = os.path.join(tmp, "profile")

@@ -19,6 +19,11 @@ written tokenizer.json then has Llama-2's normaliser (Prepend "▁", Replace " "
 with "▁") and no pre-tokenizer, so it encodes the way Llama-2 does.
 
 usage: python3 tools/make_tokenizer.py [--out DIR]   (default: models/tokenizer)
+
+The trained default model's tokenizer (tools/train/README.md) is made by the
+same code from other text: --corpus FILE (one JSON string per line, e.g. from
+tools/train/data.py --text-only), --vocab-size N and --split-digits (digits
+never merge, as in Llama-2, so every number is one token per digit).
 """
 import argparse
 import json
@@ -194,13 +199,15 @@ def make_lines(seed, count):
     return lines
 
 
-def train(lines):
+def train(lines, split_digits=False):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE), normalizers.Replace(" ", SPACE)])
     # Split before every "▁" only while training, so pieces never cross words.
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="never", split=True)
+    if split_digits:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([tok.pre_tokenizer, pre_tokenizers.Digits(individual_digits=True)])
     # Every printable ASCII character gets a piece even if the text lacks it.
     alphabet = [chr(c) for c in range(0x21, 0x7F)] + [SPACE]
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIALS + BYTE_TOKENS,
@@ -291,12 +298,22 @@ def verify(out_dir):
 
 
 def main():
+    global VOCAB_SIZE
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(root, "models", "tokenizer"))
+    ap.add_argument("--corpus", help="train on these texts (one JSON string per line) instead of the built-in ones")
+    ap.add_argument("--vocab-size", type=int, default=1024)
+    ap.add_argument("--split-digits", action="store_true")
     args = ap.parse_args()
+    VOCAB_SIZE = args.vocab_size
 
-    vocab, merges = train(make_lines(SEED, N_LINES))
+    if args.corpus:
+        with open(args.corpus, encoding="utf-8") as f:
+            lines = [json.loads(line) for line in f]
+    else:
+        lines = make_lines(SEED, N_LINES)
+    vocab, merges = train(lines, args.split_digits)
     layout = llama_layout(vocab, merges)
     check(layout)
     os.makedirs(args.out, exist_ok=True)

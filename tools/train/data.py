@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""data.py: the training data of the project's own model, made by hymeval.
+
+1. synth_docs.py writes procedural documents (records, passages) in the
+   dataset formats hymeval's loaders read;
+2. training task lines (TASKS below: every NIAH variant, RULER's recall
+   tasks, associative recall, SWDE/FDA-style records, SQuAD-C, RULER QA) is
+   written next to them (one task file each), with seeds far from the suites' (the suites use
+   seeds below 100), so no evaluation example is trained on;
+3. `hymeval gen-data` builds its examples with hymeval's own generators and
+   length targeting;
+4. each example becomes one training sequence: BOS + prompt + answer + "\\n",
+   tokenised with the `tokenizers` library (which hymeval matches byte for
+   byte), with a mask marking the answer tokens.
+
+usage: data.py --hymeval build/hymeval --tokenizer DIR --work DIR --out FILE.pt
+               [--scale K] [--lengths 256,512,1024] [--seed S] [--text-only FILE]
+--text-only writes the plain texts (one JSON string per line) instead, for
+training the tokenizer.
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (task line without name/lengths/seed, examples per length per unit of --scale)
+TASKS = [
+    ({"kind": "niah", "variant": "single_1", "depth_mode": "random", "max_new_tokens": 16}, 6),
+    ({"kind": "niah", "variant": "single_2", "depth_mode": "random", "max_new_tokens": 16}, 8),
+    ({"kind": "niah", "variant": "single_3", "depth_mode": "random", "max_new_tokens": 32}, 4),
+    ({"kind": "niah", "variant": "multikey_1", "depth_mode": "random", "max_new_tokens": 16}, 6),
+    ({"kind": "niah", "variant": "multikey_2", "depth_mode": "random", "max_new_tokens": 16}, 4),
+    ({"kind": "niah", "variant": "multikey_3", "depth_mode": "random", "max_new_tokens": 32}, 3),
+    ({"kind": "niah", "variant": "multivalue", "depth_mode": "random", "max_new_tokens": 48}, 4),
+    ({"kind": "niah", "variant": "multiquery", "depth_mode": "random", "max_new_tokens": 48}, 4),
+    ({"kind": "recall", "variant": "kv", "max_new_tokens": 32}, 4),
+    ({"kind": "recall", "variant": "ar", "max_new_tokens": 16}, 5),
+    ({"kind": "recall", "variant": "vt", "max_new_tokens": 30}, 4),
+    ({"kind": "recall", "variant": "fwe", "max_new_tokens": 24}, 2),
+    ({"kind": "recall", "variant": "qa_squad", "data": "docs/squad_v2.json", "max_new_tokens": 16}, 5),
+]
+# the shortest target length each variant's prompt fits in (its fixed text and
+# distractors); shorter lengths are left out for it
+MIN_LENGTH = {"multikey_1": 512, "multikey_3": 512, "multiquery": 512, "multivalue": 512, "vt": 1024, "fwe": 1024, "qa_squad": 512}
+# tasks without lengths: examples come from the documents themselves
+DOC_TASKS = [
+    {"kind": "recall", "variant": "swde", "data": "docs/swde.jsonl"},
+    {"kind": "recall", "variant": "fda", "data": "docs/fda.jsonl"},
+    {"kind": "squad_c", "data": "docs/squad_c.jsonl", "version": 0, "num_fewshot": 1},
+]
+
+
+def task_lines(lengths, scale, seed):
+    for i, (task, per) in enumerate(TASKS):
+        usable = [n for n in lengths if n >= MIN_LENGTH.get(task["variant"], 0)]
+        if not usable:
+            continue
+        t = dict(task, name="t%02d_%s" % (i, task["variant"]), lengths=usable, seed=seed + 1000 * i)
+        t["samples" if t["kind"] == "niah" else "num_samples"] = max(1, per * scale)
+        yield t
+    for i, task in enumerate(DOC_TASKS):
+        yield dict(task, name="d%02d_%s" % (i, task.get("variant", task["kind"])), seed=seed + 50000 + i)
+
+
+def generate(args, work, task):
+    """Runs gen-data on one task. The suites' length check is strict (a
+    realised length more than 1% off is an error, not a sample); a seed that
+    draws such an example is skipped for the next one."""
+    for attempt in range(8):
+        t = dict(task, seed=task["seed"] + 7919 * attempt)
+        path = os.path.join(work, "task_%s.jsonl" % t["name"])
+        with open(path, "w") as f:
+            f.write(json.dumps(t) + "\n")
+        out = os.path.join(work, "examples_%s.jsonl" % t["name"])
+        r = subprocess.run([args.hymeval, "gen-data", "--tasks", path, "--tokenizer", args.tokenizer, "--out", out],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return [json.loads(line) for line in open(out, encoding="utf-8")]
+        print("  %s seed %d: %s" % (t["name"], t["seed"], r.stderr.strip().splitlines()[-1]), file=sys.stderr)
+    sys.exit("%s: no seed gave a valid set of examples" % task["name"])
+
+
+def answer_text(ex):
+    """What a correct model writes after the prompt (the scorers' targets)."""
+    sep = "" if ex["prompt"].endswith((" ", "\n")) else " "
+    targets = ex["targets"]
+    if ex["kind"] == "niah":
+        body = ", ".join(targets) + "."
+    elif len(targets) > 1:
+        body = " ".join(targets)
+    else:
+        body = targets[0].lstrip(" ") if sep == "" else targets[0].lstrip(" ")
+    return sep + body + "\n"
+
+
+def build(args):
+    os.makedirs(args.work, exist_ok=True)
+    subprocess.run([sys.executable, os.path.join(HERE, "synth_docs.py"), "--out", os.path.join(args.work, "docs"),
+                    "--seed", str(args.seed), "--records", str(200 * args.scale),
+                    "--passages", str(300 * args.scale)], check=True)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    rows = []
+    for task in task_lines(lengths, args.scale, args.seed):
+        got = generate(args, args.work, task)
+        print("  %-16s %6d examples" % (task["name"], len(got)), file=sys.stderr)
+        rows += got
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hymeval", default="build/hymeval")
+    ap.add_argument("--tokenizer", required=True, help="directory with tokenizer.json (length targeting + encoding)")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--text-only")
+    ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--lengths", default="256,512,1024")
+    ap.add_argument("--seed", type=int, default=100003)
+    args = ap.parse_args()
+    rows = build(args)
+    rng = random.Random(args.seed)
+    rng.shuffle(rows)
+    texts = [(r["prompt"], answer_text(r)) for r in rows if "prompt" in r]
+    if args.text_only:
+        with open(args.text_only, "w", encoding="utf-8") as f:
+            for p, a in texts:
+                f.write(json.dumps(p + a) + "\n")
+        print("wrote %d texts to %s" % (len(texts), args.text_only))
+        return
+    import torch
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(args.tokenizer, "tokenizer.json"))
+    seqs, masks = [], []
+    for p, a in texts:
+        full = tok.encode(p + a).ids  # BOS from the post-processor
+        prompt = tok.encode(p).ids
+        k = 0
+        while k < len(prompt) and k < len(full) and prompt[k] == full[k]:
+            k += 1
+        seqs.append(torch.tensor(full, dtype=torch.int16 if max(full) < 32768 else torch.int32))
+        masks.append(k)  # tokens from index k on are the answer
+    total = sum(len(s) for s in seqs)
+    torch.save({"seqs": seqs, "answer_start": masks, "lengths": args.lengths, "seed": args.seed}, args.out)
+    print("wrote %d sequences, %d tokens (%.1f%% answer) to %s" %
+          (len(seqs), total, 100.0 * sum(len(s) - k for s, k in zip(seqs, masks)) / total, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make_default.sh: the whole recipe of models/default, from nothing:
+# tokenizer -> data -> training -> export -> logits cross-check.
+#   bash tools/train/make_default.sh WORK [train.py options...]
+# e.g.  bash tools/train/make_default.sh /tmp/train --time-limit 3000
+# Needs build/hymeval (bash scripts/build.sh; or HYMEVAL=path), PyTorch,
+# `tokenizers` and `safetensors`. SCALE and LENGTHS (environment) size the
+# data; the defaults are what the shipped model was trained on.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${1:?usage: make_default.sh WORK [train.py options]}
+shift
+HYMEVAL=${HYMEVAL:-build/hymeval}
+SCALE=${SCALE:-40}
+LENGTHS=${LENGTHS:-256,512,1024}
+mkdir -p "$WORK"
+
+echo "== tokenizer: 4096 pieces, trained on generated text (lengths measured with models/tokenizer)"
+python3 tools/train/data.py --hymeval "$HYMEVAL" --tokenizer models/tokenizer --work "$WORK/tokdata" \
+    --scale 4 --lengths 512,1024 --text-only "$WORK/tokdata/texts.jsonl"
+python3 tools/make_tokenizer.py --out "$WORK/tokenizer" --corpus "$WORK/tokdata/texts.jsonl" \
+    --vocab-size 4096 --split-digits
+
+echo "== training data (scale $SCALE, lengths $LENGTHS)"
+python3 tools/train/data.py --hymeval "$HYMEVAL" --tokenizer "$WORK/tokenizer" --work "$WORK/data" \
+    --scale "$SCALE" --lengths "$LENGTHS" --out "$WORK/train.pt"
+
+echo "== training"
+python3 tools/train/train.py --data "$WORK/train.pt" --config tools/train/model_config.json \
+    --tokenizer "$WORK/tokenizer" --out "$WORK/run" "$@"
+
+echo "== PyTorch vs the C engine (FP32 logits)"
+python3 tools/train/check_logits.py "$WORK/run/model" --hymeval "$HYMEVAL"
+echo "== done: $WORK/run/model (copy it to models/default to ship it)"
