@@ -441,8 +441,11 @@ ParamCount config_param_count(const HymbaConfig *c) {
         }
         if (layer_has_attn(c, l)) {
             p.norms += I;
-            if (c->kq_norm == KQ_NORM_RMS) p.norms += 2 * c->head_dim;
-            if (c->kq_norm == KQ_NORM_PERHEAD) p.norms += (int64_t)(c->n_heads + c->n_kv_heads) * c->head_dim;
+            /* q_norm in every attention layer; k_norm only where the KV is made (consumers have no k) */
+            int owns = layer_owns_kv(c, l);
+            if (c->kq_norm == KQ_NORM_RMS) p.norms += (1 + owns) * c->head_dim;
+            if (c->kq_norm == KQ_NORM_PERHEAD)
+                p.norms += (int64_t)(c->n_heads + owns * c->n_kv_heads) * c->head_dim;
         }
         p.fuse_out += I * H + (c->proj_bias ? H : 0);
         p.norms += H;

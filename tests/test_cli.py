@@ -5,6 +5,7 @@ shapes, missing tensors, bad config.json, bad tokenizer.json), each of which
 must end in a clear error naming the file / tensor / key — never a crash.
 Pure Python (no NumPy), so it runs everywhere the binary does."""
 import json
+import math
 import os
 import shutil
 import struct
@@ -98,6 +99,20 @@ def main():
         init_model("tiny-hymba.json", good)
         code, out, err = run("inspect", good)
         check("inspect good checkpoint", code == 0 and "parameters" in out and "cache per sequence" in out, err)
+        # the parameter count equals the elements the checkpoint holds, for every kq_norm
+        # (consumer layers of a KV group have q_norm but no k_norm)
+        for kq in ("none", "rms", "perhead-rms"):
+            cfg = json.load(open(os.path.join(CONFIGS, "tiny-hymba.json")))
+            cfg["kq_norm"] = kq
+            cfg_path, d = os.path.join(tmp, f"kq-{kq}.json"), os.path.join(tmp, f"kq-{kq}")
+            json.dump(cfg, open(cfg_path, "w"))
+            run("init-model", "--config", cfg_path, "--out", d, "--seed", "1")
+            header, _ = read_safetensors(os.path.join(d, "model.safetensors"))
+            held = sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+            code, out, err = run("inspect", d)
+            line = [x for x in out.splitlines() if x.startswith("parameters:")]
+            counted = int(line[0].split()[1]) if line else -1
+            check(f"inspect parameter count == tensor elements (kq_norm {kq})", counted == held, f"{counted} vs {held}")
         sharded = os.path.join(tmp, "sharded")
         init_model("tiny-hymba.json", sharded, 3, "--shard-mb", "1")
         shards = sorted(f for f in os.listdir(sharded) if f.endswith(".safetensors"))
