@@ -93,7 +93,7 @@ def answer_text(ex):
     elif len(targets) > 1:
         body = " ".join(targets)
     else:
-        body = targets[0].lstrip(" ") if sep == "" else targets[0].lstrip(" ")
+        body = targets[0].lstrip(" ")  # SWDE's values carry their own leading space
     return sep + body + "\n"
 
 

@@ -37,14 +37,12 @@ import hymba_torch  # noqa: E402
 def batches(lengths, batch_tokens, max_batch, gen):
     """Index lists of sequences of similar length, about batch_tokens each, in random order."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], torch.rand(1, generator=gen).item()))
-    out, cur, cur_max = [], [], 0
-    for i in order:
-        longest = max(cur_max, lengths[i])
-        if cur and (longest * (len(cur) + 1) > batch_tokens or len(cur) >= max_batch):
+    out, cur = [], []
+    for i in order:  # ascending length: the newest sequence is the batch's longest
+        if cur and (lengths[i] * (len(cur) + 1) > batch_tokens or len(cur) >= max_batch):
             out.append(cur)
-            cur, longest = [], lengths[i]
+            cur = []
         cur.append(i)
-        cur_max = longest
     if cur:
         out.append(cur)
     perm = torch.randperm(len(out), generator=gen).tolist()
