@@ -1,114 +1,321 @@
 // scan.cu: the Mamba-1 selective scan (docs/ARCHITECTURE.md §2.2, steps 3-5)
 // with softplus(dt + bias), D skip and SiLU(z) gate, state in FP32.
 //
-// One thread per (channel c, state n); the N threads of a channel are
-// adjacent lanes and reduce y = sum_n C[n] h[n] with xor shuffles; the
-// per-channel work of a row (softplus, gate) is spread over those lanes. The
-// recurrence h <- a_t h + b_t is linear, so a long sequence is split into
-// chunks of SCAN_CHUNK rows scanned in parallel:
-//   pass 1: each chunk from h = 0: its end state e and its decay product P;
-//   pass 2: per sequence, sequentially over chunks: start_k = carry,
-//           carry = P_k carry + e_k (the final carry is the new state);
-//   pass 3: each chunk again from its start state, now writing y.
-// Without a workspace (or for short sequences) one pass per sequence.
+// One thread per channel c holds the N states h[c, 0..N) and the N decay
+// rates in registers (kernels templated on N); a block is one warp of 32
+// channels. y = sum_n C[n] h[n] is then a sum inside the thread (no
+// cross-lane reduction), and the per-channel work of a row (softplus of dt,
+// the gate, the loads of u, dt, z, the store of y) is done once per (row,
+// channel) instead of once per state. The B and C rows (N values each, the
+// same for every channel of the row) are staged as FP32 in shared memory a
+// tile of TR rows at a time and read back as broadcasts.
+//
+// What is left per (row, channel, state) is one exp and 3 (no y) or 4 FP32
+// operations. The exp is exp2(delta * A2), A2 = A log2(e) computed once per
+// chunk, on the MUFU unit (ex2.approx.ftz, the instruction expf itself ends
+// in; exp2f would add denormal fix-ups around it). The two roundings of the
+// argument make its relative error ~1e-7 |delta A|: a few 1e-6 where the
+// factor is not negligible, far inside the FP32 tests' 1e-4. ftz only
+// flushes factors below 2^-126 to zero. MUFU does 16 results per clock per
+// SM, so it bounds the kernel: S=4096, C=3200, N=16 is 210 M exps per pass,
+// ~55 us per pass on 132 SMs (plus ~2 MUFU ops per row and channel for
+// softplus and the gate), while the pass's u, dt, z, y traffic (at most
+// 105 MB in BF16, ~35 us at 3 TB/s) overlaps it.
+//
+// The recurrence h <- a_t h + b_t is linear, so a long sequence is cut into
+// chunks of L rows (scan_chunk_rows) scanned in parallel:
+//   pass 1: chunk 0 from the real state, writing y and its end state;
+//           chunks 1..n-2 from h = 0: their end state e and decay product
+//           P = exp(A sum(delta)); the last chunk is left to pass 3;
+//   carry:  per (sequence, channel, state), over the chunks in order:
+//           h_end[j] = P_j h_end[j-1] + e_j, in place of e_j;
+//   pass 3: chunks 1..n-1 again from h_end[j-1], writing y; the last one
+//           writes the state.
+// A sequence of n chunks costs 2n - 2 chunk scans (n = 2: nothing done
+// twice). L is picked so that a pass is about one full load of warps for the
+// chip (all resident at once: no tail wave; 4 per scheduler, each with N
+// independent exps per row, keep the MUFU fed while others wait on loads)
+// and is at least 64 rows. Without a workspace, for the decode step (cu ==
+// NULL), or when the batch alone fills the chip, one pass scans each
+// sequence from its state.
+#include <limits.h>
 #include <math.h>
 
 #include "hk_common.cuh"
 
 namespace {
 
-constexpr int SCAN_CHUNK = 64;
-constexpr int SCAN_THREADS = 128;
+constexpr int SCAN_MIN_CHUNK = 64;  // shorter chunks: more repeated work and workspace than gain
+constexpr int SCAN_CHUNK_ALIGN = 16;
 
-enum { PASS_FULL = 0, PASS_LOCAL = 1, PASS_Y = 3 };
+// Rows per tile. The tile's u, dt, z are loaded into 3 TR registers (all in
+// flight together) beside the 2N of states and rates: 8 rows keep N = 16
+// under the 128 registers of 16 warps per SM (16 rows spill there).
+__host__ __device__ constexpr int tile_rows(int N) { return N >= 16 ? 8 : 16; }
+// Blocks (warps) per SM each kernel is built for (__launch_bounds__); the
+// chunk length sizes a pass to this many warps per SM.
+__host__ __device__ constexpr int warps_per_sm(int N) { return N <= 16 ? 16 : 8; }
 
 struct ScanArgs {
     const float *dt_bias, *A, *D;
     float *const *state;
     const int *cu;
-    int C, N, log2N;
+    int C, chunk;  // chunk: rows per chunk (INT_MAX: one pass)
     int lddt, ldu, ldb, ldc, ldz, ldy;
-    float *ws_h, *ws_p;  // [B][max_chunks][C][N]
-    int max_chunks;
+    float *ws_h, *ws_p;  // [B][slots][N][C]: end state / decay product of chunk j
+    int slots;           // per sequence: max chunks - 1 (the last chunk keeps nothing)
 };
 
-// grid (ceil(C*N / SCAN_THREADS), chunks (1 for PASS_FULL), B)
-template <typename T, int PASS>
-__global__ void __launch_bounds__(SCAN_THREADS)
-    scan_kernel(T *__restrict__ y, const T *__restrict__ u, const T *__restrict__ dt, const T *__restrict__ Bm,
-                const T *__restrict__ Cm, const T *__restrict__ z, ScanArgs a) {
-    const int b = blockIdx.z, ch = blockIdx.y;
-    const int gid = blockIdx.x * blockDim.x + threadIdx.x;
-    const bool valid = gid < a.C * a.N;  // invalid lanes still shuffle, with a clamped channel
-    const int c = valid ? gid >> a.log2N : a.C - 1, n = gid & (a.N - 1);
-    const int row0 = a.cu ? a.cu[b] : b, len = a.cu ? a.cu[b + 1] - a.cu[b] : 1;
-    int t0 = 0, t1 = len;
-    if (PASS != PASS_FULL) {
-        t0 = ch * SCAN_CHUNK;
-        if (t0 >= len) return;  // whole block: ch is uniform
-        t1 = min(len, t0 + SCAN_CHUNK);
-    }
-    const size_t wsi = (((size_t)b * a.max_chunks + ch) * a.C + c) * a.N + n;
-    float h;
-    if (PASS == PASS_FULL) h = a.state[b][(size_t)c * a.N + n];
-    else if (PASS == PASS_LOCAL) h = 0.0f;
-    else h = a.ws_h[wsi];
-    const float An = a.A[(size_t)c * a.N + n], bias = a.dt_bias[c], Dc = a.D[c];
-    float prod = 1.0f;
-    // Rows go in blocks of N: lane n computes the per-channel values of row
-    // tb + n once (softplus, u, the SiLU gate) instead of every lane doing it
-    // for every row; the step loop takes them from lane s by shuffle, and the
-    // lane whose row it is keeps y. All lanes of a warp share b and the chunk,
-    // so the trip counts are warp-uniform.
-    for (int tb = t0; tb < t1; tb += a.N) {
-        const int steps = min(a.N, t1 - tb);
-        const bool mine = n < steps;
-        const size_t rown = (size_t)(row0 + tb + n);
-        const float my_delta = mine ? softplus_dev(ldf(dt + rown * a.lddt + c) + bias) : 0.0f;
-        const float my_u = mine ? ldf(u + rown * a.ldu + c) : 0.0f;
-        float my_acc = 0.0f;
-#pragma unroll 4
-        for (int s = 0; s < steps; s++) {
-            const size_t row = (size_t)(row0 + tb + s);
-            const float delta = __shfl_sync(0xffffffffu, my_delta, s, a.N);
-            const float uc = __shfl_sync(0xffffffffu, my_u, s, a.N);
-            const float dA = expf(delta * An);
-            h = dA * h + (delta * uc) * ldf(Bm + row * a.ldb + n);
-            if (PASS == PASS_LOCAL) prod *= dA;
-            if (PASS != PASS_LOCAL) {
-                float acc = ldf(Cm + row * a.ldc + n) * h;
-                for (int o = a.N >> 1; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-                if (n == s) my_acc = acc;
-            }
+// 2^x on MUFU.EX2 alone (why ftz and not exp2f: see the top of the file).
+__device__ __forceinline__ float ex2_ftz(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+
+// SiLU(v) = v / (1 + e^-v) as silu_dev, the division by MUFU.RCP and a
+// multiply (2 ulp) instead of the IEEE sequence: once per (row, channel).
+// A denominator above 2^126 gives 0 where the exact quotient is < 1e-36.
+__device__ __forceinline__ float silu_gate(float v) { return __fdividef(v, 1.0f + expf(-v)); }
+
+// Shared memory of a block (one warp): one tile of TR rows.
+template <int N> struct ScanTile {
+    float4 x[tile_rows(N)][32];  // per row and lane: dt, u, z of the lane's channel
+    __align__(16) float B[tile_rows(N) * N], C[tile_rows(N) * N];
+};
+
+// v[0..N) = p[0..N) from shared memory, 16 bytes a load where N allows.
+template <int N> __device__ __forceinline__ void lds_row(float (&v)[N], const float *p) {
+    if constexpr (N % 4 == 0) {
+#pragma unroll
+        for (int q = 0; q < N / 4; q++) {
+            const float4 f = reinterpret_cast<const float4 *>(p)[q];
+            v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
         }
-        if (PASS != PASS_LOCAL && valid && mine) {
-            float out = my_acc + Dc * my_u;
-            if (z) out *= silu_dev(ldf(z + rown * a.ldz + c));
-            stf(y + rown * a.ldy + c, out);
-        }
-    }
-    if (!valid) return;
-    if (PASS == PASS_FULL) a.state[b][(size_t)c * a.N + n] = h;
-    if (PASS == PASS_LOCAL) {
-        a.ws_h[wsi] = h;
-        a.ws_p[wsi] = prod;
+    } else {
+#pragma unroll
+        for (int n = 0; n < N; n++) v[n] = p[n];
     }
 }
 
-// grid (ceil(C*N / SCAN_THREADS), B): chains the chunks of each sequence.
-__global__ void scan_carry_kernel(ScanArgs a) {
-    const int b = blockIdx.y, gid = blockIdx.x * blockDim.x + threadIdx.x;
-    if (gid >= a.C * a.N) return;
-    const int len = a.cu[b + 1] - a.cu[b], nch = (len + SCAN_CHUNK - 1) / SCAN_CHUNK;
-    float *st = a.state[b] + gid;
-    float carry = *st;
-    for (int ch = 0; ch < nch; ch++) {
-        size_t i = ((size_t)b * a.max_chunks + ch) * a.C * a.N + gid;
-        float e = a.ws_h[i];
-        a.ws_h[i] = carry;  // becomes the chunk's start state for pass 3
-        carry = a.ws_p[i] * carry + e;
+// Scans rows [row, row + nrows) of channel cc from h (in place); WITH_Y also
+// writes y (valid lanes only). Returns the sum of delta over the rows. All 32
+// lanes of the warp call it with the same rows (lanes past C with cc = C - 1).
+//
+// Per tile: every load of the tile is issued first (the B, C values this
+// lane stages, then its own channel's dt, u, z of each row), so ~3 TR loads
+// are in flight together; they go to shared memory, and the row loop reads
+// them back (one 16-byte load per row for dt, u, z; broadcasts for B, C).
+// Going through shared memory rather than registers lets the row loop stay
+// rolled: a fully unrolled tile would be a large body for the instruction
+// cache, twice per kernel.
+template <typename T, int N, bool WITH_Y>
+__device__ __forceinline__ float scan_rows(float (&h)[N], const float (&A2)[N], T *__restrict__ y,
+                                           const T *__restrict__ u, const T *__restrict__ dt,
+                                           const T *__restrict__ Bm, const T *__restrict__ Cm,
+                                           const T *__restrict__ z, const ScanArgs &a, size_t row, int nrows, int cc,
+                                           bool valid, ScanTile<N> &sm) {
+    constexpr int TR = tile_rows(N), TE = TR * N, SE = (TE + 31) / 32;  // SE: staged B (C) values per lane
+    constexpr int RK = 32 / N;  // rows between a lane's staged values (N <= 32)
+    const int lane = threadIdx.x, rl = lane / N, nl = lane % N;  // the lane's first staged (row, state)
+    const float bias = a.dt_bias[cc], Dc = a.D[cc];
+    float sumd = 0.0f;
+    for (int t = 0; t < nrows; t += TR) {
+        const int nr = min(TR, nrows - t);
+        const size_t r0 = row + t;
+        float bv[SE], cv[SE];
+        {
+            const T *pb = Bm + (r0 + rl) * a.ldb + nl, *pc = Cm + (r0 + rl) * a.ldc + nl;
+#pragma unroll
+            for (int k = 0; k < SE; k++) {
+                // rows past the chunk's end are 0, never read from memory
+                const bool ok = (TE % 32 == 0 || lane + 32 * k < TE) && rl + RK * k < nr;
+                bv[k] = ok ? ldf(pb) : 0.0f;
+                cv[k] = ok && WITH_Y ? ldf(pc) : 0.0f;
+                pb += (size_t)RK * a.ldb, pc += (size_t)RK * a.ldc;
+            }
+        }
+        float dv[TR], uv[TR], zv[TR];
+        {
+            const T *pd = dt + r0 * a.lddt + cc, *pu = u + r0 * a.ldu + cc, *pz = z ? z + r0 * a.ldz + cc : nullptr;
+#pragma unroll
+            for (int r = 0; r < TR; r++) {
+                const bool ok = r < nr;
+                dv[r] = ok ? ldf(pd) : 0.0f;
+                uv[r] = ok ? ldf(pu) : 0.0f;
+                zv[r] = ok && WITH_Y && pz ? ldf(pz) : 0.0f;
+                pd += a.lddt, pu += a.ldu;
+                if (pz) pz += a.ldz;
+            }
+        }
+        __syncwarp();  // every lane is done reading the previous tile
+#pragma unroll
+        for (int k = 0; k < SE; k++) {
+            const int i = lane + 32 * k;
+            if (TE % 32 == 0 || i < TE) {
+                sm.B[i] = bv[k];
+                if (WITH_Y) sm.C[i] = cv[k];
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < TR; r++) sm.x[r][lane] = make_float4(dv[r], uv[r], zv[r], 0.0f);
+        __syncwarp();
+        T *py = y + r0 * a.ldy + cc;
+#pragma unroll 2
+        for (int r = 0; r < nr; r++, py += a.ldy) {  // nr is the same in every lane
+            const float4 x = sm.x[r][lane];
+            const float delta = softplus_dev(x.x + bias), du = delta * x.y;
+            sumd += delta;
+            float bq[N];
+            lds_row<N>(bq, sm.B + r * N);
+            if (WITH_Y) {
+                float cq[N];
+                lds_row<N>(cq, sm.C + r * N);
+                float acc = 0.0f;
+#pragma unroll
+                for (int n = 0; n < N; n++) {
+                    h[n] = fmaf(ex2_ftz(delta * A2[n]), h[n], du * bq[n]);
+                    acc = fmaf(cq[n], h[n], acc);
+                }
+                float out = acc + Dc * x.y;
+                if (z) out *= silu_gate(x.z);
+                if (valid) stf(py, out);
+            } else {
+#pragma unroll
+                for (int n = 0; n < N; n++) h[n] = fmaf(ex2_ftz(delta * A2[n]), h[n], du * bq[n]);
+            }
+        }
     }
-    *st = carry;
+    return sumd;
+}
+
+// grid (ceil(C / 32), chunks, B), 32 threads: one chunk of one sequence for 32
+// channels. FIRST: pass 1 (or the single pass, chunk = INT_MAX, one chunk);
+// otherwise pass 3, blockIdx.y + 1 being the chunk.
+template <typename T, int N, bool FIRST>
+__global__ void __launch_bounds__(32, warps_per_sm(N))
+    scan_kernel(T *__restrict__ y, const T *__restrict__ u, const T *__restrict__ dt, const T *__restrict__ Bm,
+                const T *__restrict__ Cm, const T *__restrict__ z, ScanArgs a) {
+    __shared__ ScanTile<N> sm;
+    const int b = blockIdx.z, c = blockIdx.x * 32 + threadIdx.x;
+    const bool valid = c < a.C;
+    const int cc = valid ? c : a.C - 1;  // lanes past C load channel C - 1 and store nothing
+    const int row0 = a.cu ? a.cu[b] : b, len = a.cu ? a.cu[b + 1] - row0 : 1;
+    const int ch = FIRST ? blockIdx.y : blockIdx.y + 1;
+    // Every branch below depends on the block only (b, ch): the warp stays whole.
+    if (ch >= (len + (a.chunk - 1L)) / a.chunk) return;  // len 0 included; no int overflow with chunk INT_MAX
+    const int t0 = ch * a.chunk, nrows = min(len - t0, a.chunk);
+    const bool last = len - t0 <= a.chunk, local = FIRST && ch > 0;
+    if (local && last) return;  // pass 3 scans the last chunk from its real start
+    const size_t NC = (size_t)N * a.C;
+    float *ws_h = a.ws_h ? a.ws_h + (size_t)b * a.slots * NC + cc : nullptr;
+    float *ws_p = a.ws_p ? a.ws_p + (size_t)b * a.slots * NC + cc : nullptr;
+
+    float A2[N], h[N];
+    const float *Ac = a.A + (size_t)cc * N;
+    float *st = last || (FIRST && !local) ? a.state[b] + (size_t)cc * N : nullptr;
+#pragma unroll
+    for (int n = 0; n < N; n++) {
+        A2[n] = Ac[n] * 1.4426950408889634f;  // exp(x A) = exp2(x A log2 e)
+        if (local) h[n] = 0.0f;
+        else if (FIRST) h[n] = st[n];  // chunk 0
+        else h[n] = ws_h[(size_t)(ch - 1) * NC + (size_t)n * a.C];  // end of the previous chunk (after carry)
+    }
+    const size_t row = (size_t)row0 + t0;
+    if (local) {
+        const float sumd = scan_rows<T, N, false>(h, A2, y, u, dt, Bm, Cm, z, a, row, nrows, cc, valid, sm);
+        if (!valid) return;
+#pragma unroll
+        for (int n = 0; n < N; n++) {
+            const size_t i = (size_t)ch * NC + (size_t)n * a.C;
+            ws_h[i] = h[n];
+            ws_p[i] = ex2_ftz(A2[n] * sumd);  // prod_t exp(delta_t A) = exp(A sum_t delta_t)
+        }
+        return;
+    }
+    scan_rows<T, N, true>(h, A2, y, u, dt, Bm, Cm, z, a, row, nrows, cc, valid, sm);
+    if (!valid) return;
+    if (last) {  // the sequence's new state (the state was read, if at all, by this thread only)
+#pragma unroll
+        for (int n = 0; n < N; n++) st[n] = h[n];
+    } else if (FIRST) {  // chunk 0 of pass 1: its exact end state goes to slot 0
+#pragma unroll
+        for (int n = 0; n < N; n++) ws_h[(size_t)n * a.C] = h[n];
+    }
+}
+
+// grid (ceil(N*C / 256), B): chains each sequence's chunks; slot j then holds
+// the state at the end of chunk j. Slot 0 already does (chunk 0 started from
+// the real state); the last chunk has no slot.
+__global__ void scan_carry_kernel(ScanArgs a, int NC) {
+    const int b = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= NC) return;
+    const int len = a.cu[b + 1] - a.cu[b], nch = (int)((len + a.chunk - 1L) / a.chunk);
+    float *h = a.ws_h + (size_t)b * a.slots * NC + i;
+    const float *p = a.ws_p + (size_t)b * a.slots * NC + i;
+    float carry = nch > 2 ? h[0] : 0.0f;
+#pragma unroll 4
+    for (int j = 1; j < nch - 1; j++) {
+        carry = fmaf(p[(size_t)j * NC], carry, h[(size_t)j * NC]);
+        h[(size_t)j * NC] = carry;
+    }
+}
+
+int sm_count() {
+    static int n = 0;
+    if (n == 0) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0)
+            n = 132;  // H100 SXM
+    }
+    return n;
+}
+
+// Rows per chunk of the chunked passes, INT_MAX where one pass is better.
+// Each pass runs B * ceil(C/32) warps per chunk index; chunks per sequence
+// are added until a pass holds about warps_per_sm(N) warps per SM: one full
+// wave, all resident, enough warps per scheduler to keep the MUFU busy.
+// hk_scan_workspace_bytes and the launch both come here: they must agree.
+int scan_chunk_rows(int B, int max_len, int C, int N) {
+    const long per_chunk = (long)B * hk_cdiv(C, 32);
+    const long want = (long)warps_per_sm(N) * sm_count();
+    const long parts = want / per_chunk + 1;  // chunks: parts - 1 per pass
+    if (parts < 2 || max_len <= SCAN_MIN_CHUNK) return INT_MAX;
+    long L = (max_len + parts - 1) / parts;
+    L = (L + SCAN_CHUNK_ALIGN - 1) / SCAN_CHUNK_ALIGN * SCAN_CHUNK_ALIGN;
+    if (L < SCAN_MIN_CHUNK) L = SCAN_MIN_CHUNK;
+    return L >= max_len ? INT_MAX : (int)L;
+}
+
+template <typename T, int N>
+int scan_run(T *y, const T *u, const T *dt, const T *Bm, const T *Cm, const T *z, ScanArgs a, int B, int max_len,
+             void *workspace, size_t workspace_bytes, cudaStream_t stream) {
+    const dim3 block(32);
+    const int gx = hk_cdiv(a.C, 32);
+    a.chunk = a.cu ? scan_chunk_rows(B, max_len, a.C, N) : INT_MAX;
+    const int nch = a.chunk == INT_MAX ? 1 : hk_cdiv(max_len, a.chunk);
+    const size_t need = 2 * sizeof(float) * (size_t)B * (size_t)(nch - 1) * (size_t)N * (size_t)a.C;
+    if (nch < 2 || !workspace || workspace_bytes < need) {
+        a.chunk = INT_MAX;
+        scan_kernel<T, N, true><<<dim3(gx, 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+        LAUNCH_CHECK();
+        return 0;
+    }
+    ARG_CHECK(nch - 1 <= 65535);
+    a.slots = nch - 1;
+    a.ws_h = (float *)workspace;
+    a.ws_p = a.ws_h + (size_t)B * a.slots * N * a.C;
+    scan_kernel<T, N, true><<<dim3(gx, nch - 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+    LAUNCH_CHECK();
+    if (nch > 2) {
+        const int NC = N * a.C;
+        scan_carry_kernel<<<dim3(hk_cdiv(NC, 256), B), 256, 0, stream>>>(a, NC);
+        LAUNCH_CHECK();
+    }
+    scan_kernel<T, N, false><<<dim3(gx, nch - 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+    LAUNCH_CHECK();
+    return 0;
 }
 
 template <typename T>
@@ -123,38 +330,34 @@ int scan_launch(void *y, int ldy, const void *u, int ldu, const void *dt, int ld
     if (max_len <= 0) return 0;
     ScanArgs a;
     a.dt_bias = dt_bias, a.A = A, a.D = D, a.state = state, a.cu = cu;
-    a.C = C, a.N = N, a.log2N = __builtin_ctz((unsigned)N);
+    a.C = C, a.chunk = INT_MAX;
     a.lddt = lddt, a.ldu = ldu, a.ldb = ldb, a.ldc = ldc, a.ldz = ldz, a.ldy = ldy;
     a.ws_h = a.ws_p = nullptr;
-    a.max_chunks = 1;
-    const int gx = hk_cdiv((long)C * N, SCAN_THREADS);
-    const size_t need = hk_scan_workspace_bytes(B, max_len, C, N);
+    a.slots = 0;
     T *yt = (T *)y;
     const T *ut = (const T *)u, *dtt = (const T *)dt, *bt = (const T *)Bm, *ct = (const T *)Cm, *zt = (const T *)z;
-    if (!cu || !workspace || need == 0 || workspace_bytes < need) {
-        scan_kernel<T, PASS_FULL><<<dim3(gx, 1, B), SCAN_THREADS, 0, stream>>>(yt, ut, dtt, bt, ct, zt, a);
-        LAUNCH_CHECK();
-        return 0;
+#define SCAN_N(NN)                                                                                              \
+    case NN:                                                                                                    \
+        return scan_run<T, NN>(yt, ut, dtt, bt, ct, zt, a, B, max_len, workspace, workspace_bytes, stream)
+    switch (N) {
+        SCAN_N(1);
+        SCAN_N(2);
+        SCAN_N(4);
+        SCAN_N(8);
+        SCAN_N(16);
+        SCAN_N(32);
     }
-    a.max_chunks = hk_cdiv(max_len, SCAN_CHUNK);
-    ARG_CHECK(a.max_chunks <= 65535);
-    a.ws_h = (float *)workspace;
-    a.ws_p = a.ws_h + (size_t)B * a.max_chunks * C * N;
-    dim3 grid(gx, a.max_chunks, B);
-    scan_kernel<T, PASS_LOCAL><<<grid, SCAN_THREADS, 0, stream>>>(yt, ut, dtt, bt, ct, zt, a);
-    LAUNCH_CHECK();
-    scan_carry_kernel<<<dim3(gx, B), SCAN_THREADS, 0, stream>>>(a);
-    LAUNCH_CHECK();
-    scan_kernel<T, PASS_Y><<<grid, SCAN_THREADS, 0, stream>>>(yt, ut, dtt, bt, ct, zt, a);
-    LAUNCH_CHECK();
-    return 0;
+#undef SCAN_N
+    return hk_fail(HK_EINVAL, __FILE__, __LINE__, "invalid argument: N = %d", N);
 }
 
 }  // namespace
 
 extern "C" size_t hk_scan_workspace_bytes(int B, int max_len, int C, int N) {
-    if (max_len <= SCAN_CHUNK) return 0;
-    return 2 * sizeof(float) * (size_t)B * (size_t)hk_cdiv(max_len, SCAN_CHUNK) * (size_t)C * (size_t)N;
+    if (B <= 0 || C <= 0 || N <= 0 || max_len <= SCAN_MIN_CHUNK) return 0;
+    const int L = scan_chunk_rows(B, max_len, C, N);
+    if (L == INT_MAX) return 0;
+    return 2 * sizeof(float) * (size_t)B * (size_t)(hk_cdiv(max_len, L) - 1) * (size_t)C * (size_t)N;
 }
 
 extern "C" int hk_scan(hk_dtype dtype, void *y, int ldy, const void *u, int ldu, const void *dt, int lddt,

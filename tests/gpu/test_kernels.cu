@@ -987,6 +987,26 @@ static void bench(Rng &rng) {
         printf("%-13s %-46s %9.3f  %.0f GB/s (u, dt, z, y once)\n", "scan", fmt("S=%d C=%d N=%d %s", S, I, N,
                chunked ? "chunked" : "1 pass").c_str(), ms, 4.0 * S * I * 2 / (ms * 1e-3) / 1e9);
     }
+    // longer sequences, and the batch-128 prefill pass of the backend (16384 rows: 2 x 8192)
+    for (int nb : {1, 2}) {
+        const int sl = 8192, rows = nb * sl;
+        void *lu = dev_rand((size_t)rows * I), *ldt = dev_rand((size_t)rows * I), *lz = dev_rand((size_t)rows * I);
+        void *lbc = dev_rand((size_t)rows * 2 * N), *ly = dmalloc((size_t)rows * I * 2);
+        std::vector<float *> lh(nb);
+        for (auto &p : lh) p = upload_f32(rand_vec(rng, (size_t)I * N, -1, 1));
+        float **lhd = upload_ptrs(lh);
+        std::vector<int> lcu(nb + 1);
+        for (int b = 0; b <= nb; b++) lcu[b] = b * sl;
+        int *lcud = upload_int(lcu);
+        size_t lwsb = hk_scan_workspace_bytes(nb, sl, I, N);
+        void *lws = lwsb ? dmalloc(lwsb) : nullptr;
+        ms = median_ms([&] {
+            LAUNCH(hk_scan(d, ly, I, lu, I, ldt, I, bd, Ad, lbc, 2 * N, (char *)lbc + 2 * N, 2 * N, Dd, lz, I, lhd, lcud,
+                           nb, sl, I, N, lws, lwsb, g_stream));
+        });
+        printf("%-13s %-46s %9.3f  %.0f GB/s (u, dt, z, y once)\n", "scan",
+               fmt("B=%d S=%d C=%d N=%d chunked", nb, sl, I, N).c_str(), ms, 4.0 * rows * I * 2 / (ms * 1e-3) / 1e9);
+    }
     // row-wise kernels
     void *h = dev_rand((size_t)S * H), *u = dev_rand((size_t)S * H), *hn = dmalloc((size_t)S * H * 2), *wn = dev_rand(H);
     ms = median_ms([&] { LAUNCH(hk_add_rmsnorm(d, h, H, u, H, hn, H, wn, S, H, 1e-6f, g_stream)); });

@@ -2,7 +2,7 @@
 """train.py: trains the project's small Hymba on data from data.py and
 exports it in the Hugging Face layout hymeval loads.
 
-    python3 tools/train/train.py --data WORK/train.pt --config tools/train/model_config.json \\
+    python3 tools/train/train.py --data WORK/train.npz --config tools/train/model_config.json \\
         --tokenizer DIR --out OUT [--time-limit SECONDS] [--resume]
 
 Each sequence is BOS + prompt + answer + "\\n" (data.py). The loss is the
@@ -27,6 +27,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,10 +62,14 @@ def collate(seqs, starts, idx, answer_weight, device):
     return ids.to(device), weight.to(device)
 
 
-def lr_at(step, total, warmup, peak):
+def lr_at(step, total, warmup, peak, time_progress=0.0):
+    """Warm-up, then cosine decay to 10%. With --schedule-seconds the decay
+    follows whichever runs out first, the planned steps or the training time
+    (summed over --resume runs), so training that the clock stops still ends
+    at the low learning rate."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_progress))
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -125,6 +130,11 @@ def main():
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--save-every", type=float, default=600, help="seconds")
     ap.add_argument("--time-limit", type=float, default=0, help="stop (saving) after this many seconds; 0: none")
+    ap.add_argument("--schedule-seconds", type=float, default=0,
+                    help="training seconds (over all --resume runs) the cosine decay spans; 0: steps only")
+    ap.add_argument("--min-tokens", type=int, default=0,
+                    help="train only on sequences of at least this many tokens (the long-context tasks)")
+    ap.add_argument("--init-from", metavar="DIR", help="start from an exported checkpoint's weights (fresh optimiser)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0)
@@ -138,10 +148,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     device = torch.device(args.device)
 
-    data = torch.load(args.data)
-    seqs, starts = data["seqs"], data["answer_start"]
+    data = np.load(args.data)
+    tokens, offsets = torch.from_numpy(data["tokens"].astype(np.int64)), data["offsets"].tolist()
+    seqs = [tokens[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    starts = data["answer_start"].tolist()
     held = list(range(min(args.heldout, len(seqs) // 10)))
-    train_idx = list(range(len(held), len(seqs)))
+    train_idx = [i for i in range(len(held), len(seqs)) if len(seqs[i]) >= args.min_tokens]
     lengths = [len(seqs[i]) for i in train_idx]
 
     config = hymba_torch.load_config(args.config)
@@ -157,13 +169,17 @@ def main():
         plan += [[train_idx[k] for k in b] for b in batches(lengths, args.batch_tokens, args.max_batch, gen)]
     plan = plan[:max(1, int(len(plan) * args.epochs / math.ceil(args.epochs)))]
     held_batches = [held[i:i + 8] for i in range(0, len(held), 8)]
-    step, seen_tokens, log_mode = 0, 0, "w"
+    step, seen_tokens, train_seconds, log_mode = 0, 0, 0.0, "w"
+    if args.init_from:
+        model.load_state_dict(hymba_torch.load_hf(args.init_from, device=device)[0].state_dict())
+        print("weights from %s" % args.init_from)
     state_path = os.path.join(args.out, "train_state.pt")
     if args.resume and os.path.exists(state_path):
         state = torch.load(state_path, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, seen_tokens, plan = state["step"], state["tokens"], state["plan"]
+        train_seconds = state.get("train_seconds", 0.0)
         log_mode = "a"
         print("resumed at step %d of %d" % (step, len(plan)))
     n_params = sum(p.numel() for p in model.parameters())
@@ -175,13 +191,15 @@ def main():
 
     def save(final=False):
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": seen_tokens,
-                    "plan": plan, "args": vars(args)}, state_path)
+                    "train_seconds": train_seconds + time.time() - t_run, "plan": plan, "args": vars(args)}, state_path)
         export(model, config, args.tokenizer, os.path.join(args.out, "model"), args.dtype)
         print("saved at step %d%s" % (step, " (final)" if final else ""), flush=True)
 
     last_save, t_run, tokens_at_start = time.time(), time.time(), seen_tokens
     while step < len(plan):
-        lr = lr_at(step, len(plan), args.warmup, args.lr)
+        elapsed = train_seconds + time.time() - t_run
+        time_progress = elapsed / args.schedule_seconds if args.schedule_seconds else 0.0
+        lr = lr_at(step, len(plan), args.warmup, args.lr, time_progress)
         for g in opt.param_groups:
             g["lr"] = lr
         ids, weight = collate(seqs, starts, plan[step], args.answer_weight, device)
