@@ -4,10 +4,11 @@
 set -euo pipefail
 
 debs=(build-essential pkg-config meson ninja-build libcjson-dev libpcre2-dev zlib1g-dev libcmocka-dev python3 python3-pip)
-# the tests also run one evaluation over several MPI ranks (tests/test_dist.py);
-# the quick start builds without MPI
+# the tests also run one evaluation over several MPI ranks (tests/test_dist.py)
+# and load the HTML report in headless Chromium (tests/test_report_html.py);
+# the quick start needs neither
 if [ "${1:-}" = "--test" ]; then
-  debs+=(openmpi-bin libopenmpi-dev)
+  debs+=(openmpi-bin libopenmpi-dev chromium)
 fi
 missing=()
 for p in "${debs[@]}"; do
