@@ -3,7 +3,8 @@
 # tool), everything worth keeping left under $OUT:
 #   model.tar (the exported checkpoint), fixture.tar (ids + float64 logits for
 #   tests/test_default_model.py), train.out (the whole log), train_log.jsonl,
-#   quick_samples.jsonl + quick_summary.json (the quick suite on the new model).
+#   quick_samples.jsonl, quick_summary.json, quick_report.html (the quick suite on
+#   the new model, CUDA backend).
 #   bash tools/train/device_train.sh [train.py options]   (e.g. --time-limit 400)
 # Uses dist/hymeval-cuda/hymeval (bash scripts/build_cuda.sh here, carry dist).
 # A tokenizer and data made here beforehand (DATA_ONLY=1 make_default.sh .train)
@@ -28,4 +29,5 @@ echo "== quick suite on the new model (cuda)" | tee -a "$OUT/train.out"
     --batch 8 2>&1 | tail -n 30 | tee -a "$OUT/train.out"
 cp "$WORK/quick/samples.jsonl" "$OUT/quick_samples.jsonl" 2>/dev/null
 cp "$WORK/quick/summary.json" "$OUT/quick_summary.json" 2>/dev/null
+cp "$WORK/quick/report.html" "$OUT/quick_report.html" 2>/dev/null
 ls -la "$OUT"
