@@ -16,6 +16,12 @@
 #include "erf.h"
 #include "model.h"
 #include "task.h"
+#ifdef HYMEVAL_HAVE_CUDA
+#include "backend_cuda.h"
+
+/* the device peak counts the timed runs only, as in `hymeval bench` */
+static void reset_peak(Backend *b) { backend_cuda_reset_peak(b); }
+#endif
 
 static const char *const throughput_fields[] = {"batches", "contexts", "decode", "repeats", "warmup", NULL};
 /* the paper's setting (context 8k, batch 128) is one of the pairs */
@@ -98,6 +104,11 @@ static int throughput_measure(const TaskDef *t, const MeasureEnv *env, const Exa
     BenchSpec spec = {.batch = B, .context = L, .decode = p.decode, .repeats = p.repeats, .warmup = p.warmup,
                       .warmup_context = WARMUP_CONTEXT, .warmup_decode = WARMUP_DECODE,
                       .seed = measure_seed(t->seed, (uint64_t)B, (uint64_t)L), .halve_on_oom = 1};
+#ifdef HYMEVAL_HAVE_CUDA
+    CudaMemStats ms;
+    const int on_gpu = backend_cuda_mem_stats(b, &ms) == 0;
+    if (on_gpu) spec.after_warmup = reset_peak;
+#endif
     BenchResult r;
     int rc = bench_run(b, &spec, &r, err);
     if (rc == 0) {
@@ -135,6 +146,14 @@ static int throughput_measure(const TaskDef *t, const MeasureEnv *env, const Exa
         cJSON_AddNumberToObject(o, "cache_bytes_per_seq_backend", (double)r.cache_bytes);
         cJSON_AddNumberToObject(o, "cache_bytes_per_seq_formula",
                                 config_cache_bytes(&m->cfg, (long)L + p.decode, elem, elem));
+#ifdef HYMEVAL_HAVE_CUDA
+        if (on_gpu && backend_cuda_mem_stats(b, &ms) == 0) {
+            /* the allocator's own figures: weights held, and the peak of the timed runs */
+            scores_add(out, "peak_device_mb", (double)ms.peak / 1e6);
+            cJSON_AddNumberToObject(o, "device_weights_bytes", (double)ms.weights);
+            cJSON_AddNumberToObject(o, "device_allocator_peak_bytes", (double)ms.peak);
+        }
+#endif
         cJSON_AddStringToObject(o, "timing", "wall clock around synchronising backend calls; medians over the repeats");
         *extra = o;
         bench_result_free(&r);
