@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "generate.h"
+#include "jsonl.h"
 #include "loglik.h"
 #include "model.h"
 #include "report.h"
@@ -885,8 +886,24 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddStringToObject(run, "device", backend->device);
     cJSON *seeds = cJSON_AddObjectToObject(run, "seeds");
     for (int i = 0; i < tf.n; i++) cJSON_AddNumberToObject(seeds, tf.tasks[i].name, (double)tf.tasks[i].seed);
-    cJSON_AddStringToObject(run, "started", iso_time(started, sizeof started));
-    cJSON_AddBoolToObject(run, "resumed", a.resume && results.n_done > 0);
+    iso_time(started, sizeof started);
+    const int resumed = a.resume && results.n_done > 0;
+    /* a resumed run keeps the start of the run it finishes, so the report's
+       elapsed time covers all of it; when it was resumed is recorded beside */
+    char first_started[64] = "";
+    if (resumed && dist.mode != DIST_SHARD) {
+        char run_path[4200];
+        snprintf(run_path, sizeof run_path, "%s/run.json", out_dir);
+        char *text = read_text_file(run_path, NULL, NULL);
+        cJSON *old = text ? cJSON_Parse(text) : NULL;
+        const cJSON *st = old ? cJSON_GetObjectItemCaseSensitive(old, "started") : NULL;
+        if (cJSON_IsString(st)) snprintf(first_started, sizeof first_started, "%s", st->valuestring);
+        cJSON_Delete(old);
+        free(text);
+    }
+    cJSON_AddStringToObject(run, "started", first_started[0] ? first_started : started);
+    if (resumed) cJSON_AddStringToObject(run, "resumed_at", started);
+    cJSON_AddBoolToObject(run, "resumed", resumed);
     describe_sharding(run, &dist, &plan, statuses, n_statuses);
     if (dist.mode == DIST_SHARD) {
         /* what hymeval merge needs to put the shards' lines in order */

@@ -584,7 +584,7 @@ static void section_run(Report *R) {
     }
     static const char *const order[] = {"tasks_file", "model", "backend", "device", "precision", "weights_dtype",
                                         "engine_version", "engine_git_revision", "started", "ended", "complete",
-                                        "resumed", "error", "limit", "only", "command", "tasks_sha256",
+                                        "resumed", "resumed_at", "error", "limit", "only", "command", "tasks_sha256",
                                         "model_sha256", "config", "seeds"};
     const int n_order = (int)(sizeof order / sizeof *order);
     static const Col cols[] = {{"field", 0, 0}, {"value", 0, 0}};

@@ -132,8 +132,14 @@ def main():
         # simulate a kill in the middle of a write: a torn last line
         with open(sp, "a") as f:
             f.write('{"task": "torn')
+        first_started = json.load(open(os.path.join(part, "run.json")))["started"]
+        time.sleep(1.1)  # run.json times have 1 s resolution
         code, _, err = run(["--model", MODEL, "--tasks", QUICK, "--out", part, "--resume"])
         check("--resume finishes the killed run", code == 0, err[-1000:])
+        rj = json.load(open(os.path.join(part, "run.json")))
+        check("resumed run.json keeps the first start and records when it was resumed",
+              rj["started"] == first_started and rj.get("resumed") is True and rj.get("resumed_at", "") > first_started,
+              json.dumps({k: rj.get(k) for k in ("started", "resumed_at", "resumed")}))
         resumed = lines(sp)
         rids = [(s["task"], s["id"]) for s in resumed]
         check("resumed run has every example exactly once", sorted(rids) == sorted(ids),
