@@ -31,13 +31,18 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hymeval bench DIR [--batch B] [--context L] [--decode N] [--device cuda|cpu]\n"
-            "                     [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--repeats R] [--seed S] [--json]\n\n"
+            "                     [--precision fp32|bf16-paper|bf16-hf|bf16-all] [--repeats R] [--seed S] [--json]\n"
+            "                     [--profile]\n\n"
             "Measures a backend on the checkpoint in DIR: B sequences of L random tokens are\n"
             "prefilled together, then decoded N greedy steps as one batch. Reports prefill and\n"
             "decode tokens/s, time to first token, cache bytes per sequence (held by the backend\n"
             "and by the formula, BF16 K/V and conv state, FP32 SSM state), device memory, and the\n"
             "floors of docs/PERFORMANCE.md. On out-of-memory the batch is halved and the run\n"
-            "repeated (the paper's protocol); the table says so. Defaults: --batch 1 --context 1024\n"
+            "repeated (the paper's protocol); the table says so. --profile (CUDA) adds the device\n"
+            "time per part of the model (projections, attention, scan, MLP, norms, LM head) over\n"
+            "the timed runs, from CUDA events between the parts; it runs decode steps without their\n"
+            "CUDA graph and waits after every pass, so its tokens/s are those of the profiled run.\n"
+            "Defaults: --batch 1 --context 1024\n"
             "--decode 64 --repeats 3, --device cuda (cpu in a build without CUDA), --precision\n"
             "bf16-hf on cuda and fp32 on cpu.\n\n"
             "Any checkpoint works; the paper's setting is a random Hymba-1.5B:\n"
@@ -54,8 +59,12 @@ static size_t device_used(void) {
 }
 
 #ifdef HYMEVAL_HAVE_CUDA
-/* the peak counts the timed runs only */
-static void reset_peak(Backend *b) { backend_cuda_reset_peak(b); }
+/* the peak (and the profile, when asked for) counts the timed runs only */
+static int profile_wanted;
+static void reset_peak(Backend *b) {
+    backend_cuda_reset_peak(b);
+    if (profile_wanted) backend_cuda_profile_enable(b, 1);
+}
 #endif
 
 /* Attention FLOPs of prefilling L text tokens after the M meta tokens, one sequence. */
@@ -80,7 +89,7 @@ int cmd_bench(int argc, char **argv) {
 #endif
     const char *dir = NULL, *prec_name = NULL;
     long batch = 1, context = 1024, n_decode = 64, repeats = 3, seed = 1;
-    int json = 0;
+    int json = 0, profile = 0;
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return EXIT_OK;
@@ -103,6 +112,8 @@ int cmd_bench(int argc, char **argv) {
             prec_name = v;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = 1;
         } else if (a[0] != '-' && !dir) {
             dir = a;
         } else {
@@ -140,6 +151,15 @@ int cmd_bench(int argc, char **argv) {
         model_free(m);
         return EXIT_FAIL;
     }
+    if (profile && strcmp(b->name, "cuda") != 0) {
+        fprintf(stderr, "error: --profile times the parts of the CUDA backend: it needs --device cuda\n");
+        backend_close(b);
+        model_free(m);
+        return EXIT_USAGE;
+    }
+#ifdef HYMEVAL_HAVE_CUDA
+    profile_wanted = profile;
+#endif
     const HymbaConfig *c = &m->cfg;
     const int V = c->vocab_size, L = (int)context, N = (int)n_decode;
     BenchSpec spec = {.batch = (int)batch, .context = L, .decode = N, .repeats = (int)repeats, .warmup = 1,
@@ -178,6 +198,15 @@ int cmd_bench(int argc, char **argv) {
 #ifdef HYMEVAL_HAVE_CUDA
         CudaMemStats ms;
         if (backend_cuda_mem_stats(b, &ms) == 0) alloc_weights = ms.weights, alloc_peak = ms.peak, pass_tokens = ms.pass_tokens;
+        CudaProfile prof;
+        const int have_prof = profile && backend_cuda_profile_read(b, &prof) == 0;
+        /* per timed repeat (prefill) and per decode step */
+        double prof_pre[PROF_N], prof_dec[PROF_N], pre_total = 0, dec_total = 0;
+        for (int k = 0; have_prof && k < PROF_N; k++) {
+            prof_pre[k] = prof.prefill_ms[k] / (double)repeats;
+            prof_dec[k] = N > 0 ? prof.decode_ms[k] / ((double)repeats * N) : 0;
+            pre_total += prof_pre[k], dec_total += prof_dec[k];
+        }
 #endif
         if (json) {
             cJSON *o = cJSON_CreateObject();
@@ -208,6 +237,21 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "pass_tokens", pass_tokens);
             cJSON_AddNumberToObject(o, "prefill_floor_seconds", prefill_floor_s);
             cJSON_AddNumberToObject(o, "decode_step_floor_ms", step_floor_s * 1e3);
+#ifdef HYMEVAL_HAVE_CUDA
+            if (have_prof) {
+                cJSON *po = cJSON_AddObjectToObject(o, "profile");
+                cJSON_AddStringToObject(po, "what", "device ms per part from CUDA events; prefill per timed repeat, "
+                                                    "decode per step (no graphs while profiling)");
+                cJSON *pp = cJSON_AddObjectToObject(po, "prefill_ms_per_repeat");
+                cJSON *pd = cJSON_AddObjectToObject(po, "decode_ms_per_step");
+                for (int k = 0; k < PROF_N; k++) {
+                    cJSON_AddNumberToObject(pp, cuda_profile_part[k], prof_pre[k]);
+                    cJSON_AddNumberToObject(pd, cuda_profile_part[k], prof_dec[k]);
+                }
+                cJSON_AddNumberToObject(po, "prefill_passes", (double)prof.prefill_passes);
+                cJSON_AddNumberToObject(po, "decode_passes", (double)prof.decode_passes);
+            }
+#endif
             char *text = cJSON_Print(o);
             if (text) printf("%s\n", text);
             free(text);
@@ -236,6 +280,18 @@ int cmd_bench(int argc, char **argv) {
                 printf("| %-36s | %16zu | %-30s |\n", "device used, cudaMemGetInfo (bytes)", res.device_used, "");
                 printf("| %-36s | %16d | %-30s |\n", "rows per forward pass", pass_tokens, "");
             }
+#ifdef HYMEVAL_HAVE_CUDA
+            if (have_prof) {
+                printf("\nprofile (device time per part, CUDA events; decode without graphs while profiling):\n");
+                printf("| %-18s | %14s | %6s | %16s | %6s |\n", "part", "prefill ms/rep", "share", "decode ms/step",
+                       "share");
+                for (int k = 0; k < PROF_N; k++)
+                    printf("| %-18s | %14.3f | %5.1f%% | %16.4f | %5.1f%% |\n", cuda_profile_part[k], prof_pre[k],
+                           pre_total > 0 ? 100 * prof_pre[k] / pre_total : 0, prof_dec[k],
+                           dec_total > 0 ? 100 * prof_dec[k] / dec_total : 0);
+                printf("| %-18s | %14.3f | %6s | %16.4f | %6s |\n", "total", pre_total, "", dec_total, "");
+            }
+#endif
         }
     }
     rc = EXIT_OK;

@@ -152,9 +152,48 @@ struct Impl {
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
     std::vector<char> host_meta;
+
+    // profiling (backend_cuda_profile_enable): events of the pass in flight
+    bool profiling;
+    std::vector<cudaEvent_t> prof_events;
+    std::vector<int> prof_part;  // the part that starts at each recorded event
+    int prof_used;
+    CudaProfile prof;
 };
 
 Impl *impl_of(Backend *b) { return (Impl *)b->impl; }
+
+// ------------------------------------------------------------ profiling
+
+// Marks the start of `part` in the stream (profiling only; never inside a
+// graph capture: profiling keeps decode passes out of graphs).
+int prof_mark(Impl *im, int part, Err *err) {
+    if (!im->profiling) return 0;
+    if (im->prof_used == (int)im->prof_events.size()) {
+        cudaEvent_t e;
+        CU(cudaEventCreate(&e));
+        im->prof_events.push_back(e);
+        im->prof_part.push_back(0);
+    }
+    CU(cudaEventRecord(im->prof_events[im->prof_used], im->stream));
+    im->prof_part[im->prof_used++] = part;
+    return 0;
+}
+
+// Closes the pass: waits for its last event and charges every interval.
+int prof_end(Impl *im, bool decode, Err *err) {
+    if (!im->profiling || im->prof_used == 0) return 0;
+    if (prof_mark(im, PROF_N, err)) return -1;  // the end marker
+    CU(cudaEventSynchronize(im->prof_events[im->prof_used - 1]));
+    for (int i = 0; i + 1 < im->prof_used; i++) {
+        float ms = 0;
+        CU(cudaEventElapsedTime(&ms, im->prof_events[i], im->prof_events[i + 1]));
+        (decode ? im->prof.decode_ms : im->prof.prefill_ms)[im->prof_part[i]] += ms;
+    }
+    im->prof_used = 0;
+    (decode ? im->prof.decode_passes : im->prof.prefill_passes)++;
+    return 0;
+}
 
 // ------------------------------------------------------------ device memory
 
@@ -493,6 +532,8 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
     const int *cu_arg = ps.decode ? nullptr : ps.cu;  // NULL: one row per sequence (decode kernels)
 
     // embeddings (or the meta rows)
+    im->prof_used = 0;  // a pass that failed earlier may have left events behind
+    if (prof_mark(im, PROF_EMBED, err)) return -1;
     if (ps.meta_input)
         CU(cudaMemcpyAsync(im->h, (const char *)im->meta + (size_t)ps.meta_start * H * es, (size_t)T * H * es,
                            cudaMemcpyDeviceToDevice, st));
@@ -508,11 +549,14 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         char *proj = (char *)im->proj;
 
         // u = RMSNorm(h) (after adding the previous sublayer's output); proj = in_proj u
+        if (prof_mark(im, PROF_NORM, err)) return -1;
         if (l == 0) HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.input_norm, T, H, c->rms_eps, st));
         else HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, w.input_norm, T, H, c->rms_eps, st));
+        if (prof_mark(im, PROF_PROJ, err)) return -1;
         HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
 
         if (layer_has_attn(c, l)) {
+            if (prof_mark(im, PROF_ATTN, err)) return -1;
             const int src = c->kv_source[l];
             const bool owns = src == l;
             char *kvb = (char *)im->kv[src];
@@ -540,16 +584,21 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
 
         if (layer_has_ssm(c, l)) {
             char *xdb = (char *)im->xdb;
+            if (prof_mark(im, PROF_SSM, err)) return -1;
             HKR(hk_conv1d_silu(d, im->xc, I, proj + (size_t)sp.x * es, rows, w.conv_w, w.conv_b, ps.table(l, 2),
                                cu_arg, B, max_len, I, im->K, st));
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, xdb, XDB, im->xc, I, w.x_proj, I, nullptr, T, I, XDB, st));
+            if (prof_mark(im, PROF_SSM, err)) return -1;
             if (w.dt_norm) {
                 HKR(hk_rmsnorm(d, xdb, XDB, xdb, XDB, w.dt_norm, T, R, c->rms_eps, st));
                 HKR(hk_rmsnorm(d, xdb + (size_t)R * es, XDB, xdb + (size_t)R * es, XDB, w.B_norm, T, N, c->rms_eps, st));
                 HKR(hk_rmsnorm(d, xdb + (size_t)(R + N) * es, XDB, xdb + (size_t)(R + N) * es, XDB, w.C_norm, T, N,
                                c->rms_eps, st));
             }
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, im->delta, I, xdb, XDB, w.dt_proj, R, nullptr, T, R, I, st));
+            if (prof_mark(im, PROF_SSM, err)) return -1;
             void *ws = ps.scan_ws;  // NULL (decode, short rows, or no memory): one pass per sequence
             HKR(hk_scan(d, im->ssm_y, I, im->xc, I, im->delta, I, w.dt_bias, w.A, xdb + (size_t)R * es, XDB,
                         xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows,
@@ -558,13 +607,17 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
 
         // f = fused norms of the branches present; tmp = out_proj f
         const bool ha = layer_has_attn(c, l), hs = layer_has_ssm(c, l);
+        if (prof_mark(im, PROF_NORM, err)) return -1;
         HKR(hk_fuse_norm_avg(d, im->fused, I, ha ? im->attn : nullptr, I, w.attn_out_norm, hs ? im->ssm_y : nullptr, I,
                              w.ssm_out_norm, T, I, c->rms_eps, st));
+        if (prof_mark(im, PROF_PROJ, err)) return -1;
         HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->fused, I, w.out_proj, I, w.out_proj_bias, T, I, H, st));
 
         if (im->F > 0) {  // h += tmp; tmp = MLP(RMSNorm(h))
             const int F = im->F;
+            if (prof_mark(im, PROF_NORM, err)) return -1;
             HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, w.mlp_norm, T, H, c->rms_eps, st));
+            if (prof_mark(im, PROF_MLP, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, im->gu, im->mlp_cols, im->u, H, w.mlp_in, H, nullptr, T, H, im->mlp_cols, st));
             if (c->mlp_act == MLP_SILU)
                 HKR(hk_swiglu(d, im->act, F, im->gu, 2 * F, (char *)im->gu + (size_t)F * es, 2 * F, T, F, st));
@@ -575,6 +628,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
     }
 
     // The chunk's keys and values join the caches only now (see the top).
+    if (!ps.decode && prof_mark(im, PROF_ATTN, err)) return -1;
     if (!ps.decode)
         for (int l = 0; l < L; l++) {
             if (!layer_owns_kv(c, l)) continue;
@@ -583,6 +637,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                             ps.cu, ps.pos0, B, max_len, im->nkv, im->dk, im->dv, im->M, c->is_global[l] ? 0 : im->W,
                             st));
         }
+    if (ps.n_rows > 0 && prof_mark(im, PROF_NORM, err)) return -1;
     if (ps.n_rows > 0)  // the final norm of every row (its input h += tmp is needed only here)
         HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, im->final_norm, T, H, c->rms_eps, st));
     return 0;
@@ -594,6 +649,7 @@ int pass_lm_head(Impl *im, const Pass &ps, int r0, int n, Err *err) {
     const hk_dtype d = im->dt;
     const size_t V = (size_t)im->V;
     cudaStream_t st = im->stream;
+    if (prof_mark(im, PROF_LM_HEAD, err)) return -1;
     HKR(hk_gather_rows(d, im->lm_in, im->H, im->u, im->H, ps.rows + r0, n, im->H, st));
     HKR(hk_gemm_run(im->gemm, d, im->lm_out, (int)V, im->lm_in, im->H, im->lm_head, im->H, nullptr, n, im->H, (int)V, st));
     const float *src = (const float *)im->lm_out;
@@ -710,7 +766,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
 
     int lm_done = 0;  // wanted rows whose logits are already on their way to lm_host
     int graphed = 1;
-    if (ps.decode && im->use_graphs && ps.n_rows <= kLmRows) {
+    if (ps.decode && im->use_graphs && !im->profiling && ps.n_rows <= kLmRows) {
         graphed = run_decode_graph(im, ps, err);
         if (graphed < 0) return -1;
         if (graphed == 0) lm_done = ps.n_rows;
@@ -729,7 +785,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
         for (int i = 0; i < n; i++) memcpy(dests[r0 + i], im->lm_host + (size_t)i * V, V * 4);
     }
     CU(cudaStreamSynchronize(st));  // errors of this pass surface here, and the host metadata may be reused
-    return 0;
+    return prof_end(im, ps.decode, err);
 }
 
 // Cuts the work into passes of at most T rows and runs them.
@@ -833,6 +889,7 @@ void impl_free(Impl *im) {
     dev_free(im, im->scan_ws, im->scan_ws_bytes);
     dev_free(im, im->dec_ws, im->dec_ws_bytes);
     if (im->graph_exec) cudaGraphExecDestroy(im->graph_exec);
+    for (cudaEvent_t e : im->prof_events) cudaEventDestroy(e);
     if (im->gemm) hk_gemm_destroy(im->gemm);
     if (im->stream) cudaStreamDestroy(im->stream);
     delete im;
@@ -942,6 +999,25 @@ extern "C" void backend_cuda_reset_peak(Backend *b) {
     if (!b || !b->name || strcmp(b->name, "cuda") != 0) return;
     Impl *im = (Impl *)b->impl;
     im->peak_bytes = im->cur_bytes;
+}
+
+extern "C" const char *const cuda_profile_part[PROF_N] = {"embed", "projections", "attention", "scan (conv, SSM)",
+                                                             "mlp", "norms", "lm_head"};
+
+extern "C" int backend_cuda_profile_enable(Backend *b, int on) {
+    if (!b || !b->name || strcmp(b->name, "cuda") != 0) return -1;
+    Impl *im = (Impl *)b->impl;
+    im->profiling = on != 0;
+    im->prof_used = 0;
+    memset(&im->prof, 0, sizeof im->prof);
+    return 0;
+}
+
+extern "C" int backend_cuda_profile_read(const Backend *b, CudaProfile *out) {
+    memset(out, 0, sizeof *out);
+    if (!b || !b->name || strcmp(b->name, "cuda") != 0) return -1;
+    *out = ((const Impl *)b->impl)->prof;
+    return 0;
 }
 
 extern "C" int cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {

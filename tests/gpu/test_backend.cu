@@ -44,6 +44,7 @@ extern "C" {
 #include "generate.h"
 #include "model.h"
 }
+#include "backend_cuda.h"
 
 typedef std::vector<int32_t> Ids;
 typedef std::vector<float> Vec;
@@ -262,6 +263,40 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
         g0->release(g0, s0);
         backend_close(g0);
         report(name, "decode, graphs == no graphs", compare(dec, dec0, V), 1e-5);
+        // profiling (bench --profile) changes no number, and charges time to the parts that ran
+        {
+            Backend *gp = open_cuda(mf);
+            backend_cuda_profile_enable(gp, 1);
+            Vec prep = run_all(gp, {p}, true)[0], decp((size_t)long_len * V, NAN);
+            Sequence *sp = gp->begin(gp, &err);
+            if (!sp) die("begin", err);
+            for (int t = 0; t < long_len; t++) {
+                const int32_t *id = &p[t];
+                int one = 1;
+                float *row = &decp[(size_t)t * V];
+                if (gp->forward(gp, &sp, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
+            }
+            CudaProfile pr;
+            backend_cuda_profile_read(gp, &pr);
+            gp->release(gp, sp);
+            backend_close(gp);
+            report(name, "profiled prefill == prefill", compare(prep, pre, V), 1e-5);
+            report(name, "profiled decode == decode", compare(decp, dec, V), 1e-5);
+            const HymbaConfig *c = &mf->cfg;
+            bool any_attn = false, any_ssm = false;
+            for (int l = 0; l < c->n_layers; l++) any_attn |= layer_has_attn(c, l), any_ssm |= layer_has_ssm(c, l);
+            bool ok = pr.decode_passes == long_len && pr.prefill_passes >= 1;
+            for (int k = 0; k < PROF_N; k++) {
+                bool ran = k == PROF_EMBED || k == PROF_PROJ || k == PROF_NORM || k == PROF_LM_HEAD ||
+                           (k == PROF_ATTN && any_attn) || (k == PROF_SSM && any_ssm) ||
+                           (k == PROF_MLP && mf->cfg.intermediate_size > 0);
+                ok = ok && (pr.decode_ms[k] > 0) == ran && pr.decode_ms[k] >= 0 && pr.prefill_ms[k] >= 0;
+            }
+            char pd[160];
+            snprintf(pd, sizeof pd, "%ld prefill + %ld decode passes; decode attn %.3f ssm %.3f proj %.3f ms", pr.prefill_passes,
+                     pr.decode_passes, pr.decode_ms[PROF_ATTN], pr.decode_ms[PROF_SSM], pr.decode_ms[PROF_PROJ]);
+            report_flag(name, "profile: every part that ran has time", ok, pd);
+        }
         char detail[128];
         double formula = config_cache_bytes(&mf->cfg, long_len, 4, 4);
         size_t held = g->cache_bytes(g, s);

@@ -50,14 +50,14 @@ def batches(lengths, batch_tokens, max_batch, gen):
     return [out[k] for k in perm]
 
 
-def collate(seqs, starts, idx, answer_weight, device):
+def collate(seqs, starts, idx, answer_weight, device, context_weight=1.0):
     T = max(len(seqs[i]) for i in idx)
     ids = torch.zeros(len(idx), T, dtype=torch.long)
     weight = torch.zeros(len(idx), T)
     for r, i in enumerate(idx):
         s = seqs[i].long()
         ids[r, :len(s)] = s
-        weight[r, :len(s) - 1] = 1.0  # predicting token t+1 from position t
+        weight[r, :len(s) - 1] = context_weight  # predicting token t+1 from position t
         weight[r, max(starts[i] - 1, 0):len(s) - 1] = answer_weight
     return ids.to(device), weight.to(device)
 
@@ -132,8 +132,13 @@ def main():
     ap.add_argument("--time-limit", type=float, default=0, help="stop (saving) after this many seconds; 0: none")
     ap.add_argument("--schedule-seconds", type=float, default=0,
                     help="training seconds (over all --resume runs) the cosine decay spans; 0: steps only")
+    ap.add_argument("--context-weight", type=float, default=1.0,
+                    help="loss weight of the tokens before the answer (a haystack of repeated filler teaches "
+                         "little once learned; < 1 lets the answers dominate the gradient)")
     ap.add_argument("--min-tokens", type=int, default=0,
                     help="train only on sequences of at least this many tokens (the long-context tasks)")
+    ap.add_argument("--max-tokens", type=int, default=0,
+                    help="and at most this many (0: no limit); short retrieval first is a cheap curriculum")
     ap.add_argument("--init-from", metavar="DIR", help="start from an exported checkpoint's weights (fresh optimiser)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -153,7 +158,8 @@ def main():
     seqs = [tokens[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
     starts = data["answer_start"].tolist()
     held = list(range(min(args.heldout, len(seqs) // 10)))
-    train_idx = [i for i in range(len(held), len(seqs)) if len(seqs[i]) >= args.min_tokens]
+    train_idx = [i for i in range(len(held), len(seqs))
+                 if len(seqs[i]) >= args.min_tokens and (not args.max_tokens or len(seqs[i]) <= args.max_tokens)]
     lengths = [len(seqs[i]) for i in train_idx]
 
     config = hymba_torch.load_config(args.config)
@@ -202,7 +208,7 @@ def main():
         lr = lr_at(step, len(plan), args.warmup, args.lr, time_progress)
         for g in opt.param_groups:
             g["lr"] = lr
-        ids, weight = collate(seqs, starts, plan[step], args.answer_weight, device)
+        ids, weight = collate(seqs, starts, plan[step], args.answer_weight, device, args.context_weight)
         with autocast():
             loss, _ = loss_fn(model, ids, weight)
         opt.zero_grad(set_to_none=True)
