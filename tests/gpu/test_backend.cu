@@ -157,6 +157,25 @@ static std::vector<Vec> run_all(Backend *b, const std::vector<Ids> &prompts, boo
     return out;
 }
 
+// Logits of every position of p fed one token at a time (decode steps). The
+// sequence is kept in *keep when asked for, else released.
+static Vec decode_all(Backend *b, const Ids &p, Sequence **keep = nullptr) {
+    const int V = b->model->cfg.vocab_size, n = (int)p.size();
+    Vec out((size_t)n * V, NAN);
+    Err err;
+    Sequence *s = b->begin(b, &err);
+    if (!s) die("begin", err);
+    for (int t = 0; t < n; t++) {
+        const int32_t *id = &p[t];
+        int one = 1;
+        float *row = &out[(size_t)t * V];
+        if (b->forward(b, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
+    }
+    if (keep) *keep = s;
+    else b->release(b, s);
+    return out;
+}
+
 static Vec concat(const std::vector<Vec> &v) {
     Vec out;
     for (auto &x : v) out.insert(out.end(), x.begin(), x.end());
@@ -238,47 +257,22 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
     // prefill == token-by-token decode
     {
         Ids p = rng.ids(long_len, V);
-        Vec pre = run_all(g, {p}, true)[0], dec((size_t)long_len * V, NAN);
-        Sequence *s = g->begin(g, &err);
-        if (!s) die("begin", err);
-        for (int t = 0; t < long_len; t++) {
-            const int32_t *id = &p[t];
-            int one = 1;
-            float *row = &dec[(size_t)t * V];
-            if (g->forward(g, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
-        }
+        Sequence *s = nullptr;
+        Vec pre = run_all(g, {p}, true)[0], dec = decode_all(g, p, &s);
         report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
         setenv("HYMEVAL_CUDA_GRAPHS", "0", 1);  // the same decode without CUDA graphs
         Backend *g0 = open_cuda(mf);
         unsetenv("HYMEVAL_CUDA_GRAPHS");
-        Vec dec0((size_t)long_len * V, NAN);
-        Sequence *s0 = g0->begin(g0, &err);
-        if (!s0) die("begin", err);
-        for (int t = 0; t < long_len; t++) {
-            const int32_t *id = &p[t];
-            int one = 1;
-            float *row = &dec0[(size_t)t * V];
-            if (g0->forward(g0, &s0, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
-        }
-        g0->release(g0, s0);
+        Vec dec0 = decode_all(g0, p);
         backend_close(g0);
         report(name, "decode, graphs == no graphs", compare(dec, dec0, V), 1e-5);
         // profiling (bench --profile) changes no number, and charges time to the parts that ran
         {
             Backend *gp = open_cuda(mf);
             backend_cuda_profile_enable(gp, 1);
-            Vec prep = run_all(gp, {p}, true)[0], decp((size_t)long_len * V, NAN);
-            Sequence *sp = gp->begin(gp, &err);
-            if (!sp) die("begin", err);
-            for (int t = 0; t < long_len; t++) {
-                const int32_t *id = &p[t];
-                int one = 1;
-                float *row = &decp[(size_t)t * V];
-                if (gp->forward(gp, &sp, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode", err);
-            }
+            Vec prep = run_all(gp, {p}, true)[0], decp = decode_all(gp, p);
             CudaProfile pr;
             backend_cuda_profile_read(gp, &pr);
-            gp->release(gp, sp);
             backend_close(gp);
             report(name, "profiled prefill == prefill", compare(prep, pre, V), 1e-5);
             report(name, "profiled decode == decode", compare(decp, dec, V), 1e-5);
