@@ -17,6 +17,9 @@ int cmd_compare(int argc, char **argv);
 int cmd_history(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_gendata(int argc, char **argv);
+int cmd_erf(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 failure (bad input, runtime error), 2 usage error. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };

@@ -25,6 +25,9 @@ static const Command commands[] = {
     {"logits", cmd_logits, "write the logits of a token sequence as .npy (reference checks)"},
     {"devices", cmd_devices, "list the backends built in and the devices they see"},
     {"bench", cmd_bench, "prefill/decode throughput, cache and memory of a backend on a checkpoint"},
+    {"erf", cmd_erf, "effective receptive field of a checkpoint (the erf kind, without a task file)"},
+    {"drift", cmd_drift, "RoPE drift of the precision modes (the rope_drift kind, without a task file)"},
+    {"cache", cmd_cache, "cache bytes: formula, allocations, design variants (the cache kind, without a task file)"},
 };
 
 static void usage(FILE *out) {

@@ -9,7 +9,11 @@
 - a bad field of either kind (the nested niah definition included) is an
   error naming the file, the line, the task and the field;
 - the report of the run holds the measurement pictures (decoded with
-  test_png's independent PNG decoder) and tables."""
+  test_png's independent PNG decoder) and tables;
+- `hymeval erf|drift|cache` run one such task without a task file and give
+  the summary `hymeval run` gives for the same task line; their errors (an
+  unknown field, a value that is not JSON, results already there) are
+  clear, and --resume finishes instead of redoing."""
 import json
 import math
 import os
@@ -76,6 +80,48 @@ def check_field_errors(tmp):
         check(f"bad field -> {want}", p.returncode == 1 and f"{path}:3: {want}" in p.stderr, p.stderr[-400:])
 
 
+def check_commands(tmp, run_metrics):
+    """The measurement commands against the same task lines run by `hymeval run` (run_metrics)."""
+    for cmd, task in (("cache", TASKS[5]), ("drift", TASKS[3]), ("erf", TASKS[4])):
+        out = os.path.join(tmp, "cmd_" + cmd)
+        sets = []
+        for k, v in task.items():
+            if k not in ("name", "kind"):
+                sets += ["--set", f"{k}={json.dumps(v)}"]
+        p = subprocess.run([BIN, cmd, MODEL, "--out", out] + sets, capture_output=True, text=True, timeout=600)
+        if not check(f"hymeval {cmd} runs", p.returncode == 0, p.stderr[-1000:]):
+            continue
+        written = lines(os.path.join(out, "task.jsonl"))
+        check(f"hymeval {cmd}: OUT/task.jsonl is the one task, kind {task['kind']}",
+              len(written) == 1 and written[0]["kind"] == task["kind"] and written[0]["name"] == cmd, written)
+        run = json.load(open(os.path.join(out, "run.json")))
+        check(f"hymeval {cmd}: run.json names OUT/task.jsonl", run["tasks_file"].endswith("task.jsonl"), run["tasks_file"])
+        got = {(m["metric"], m["group"]): m["value"] for m in json.load(open(os.path.join(out, "summary.json")))["metrics"]}
+        want = {(m, g): v for (t, m, g), v in run_metrics.items() if t == task["name"]}
+        # throughput-like timing fields are not among these kinds; every value is deterministic
+        same = set(got) == set(want) and all(math.isclose(got[k], want[k], rel_tol=1e-9, abs_tol=1e-12) for k in want)
+        check(f"hymeval {cmd}: summary == hymeval run's for the same task line ({len(want)} metrics)", same,
+              sorted(set(got) ^ set(want))[:5])
+        p = subprocess.run([BIN, cmd, MODEL, "--out", out] + sets, capture_output=True, text=True, timeout=600)
+        check(f"hymeval {cmd}: results already there without --resume: refused (exit 1)",
+              p.returncode == 1 and "--resume" in p.stderr, p.stderr[-300:])
+        n = len(lines(os.path.join(out, "samples.jsonl")))
+        p = subprocess.run([BIN, cmd, MODEL, "--out", out, "--resume"] + sets, capture_output=True, text=True,
+                           timeout=600)
+        check(f"hymeval {cmd} --resume of a finished run adds nothing",
+              p.returncode == 0 and len(lines(os.path.join(out, "samples.jsonl"))) == n, p.stderr[-300:])
+    out = os.path.join(tmp, "cmd_bad")
+    p = subprocess.run([BIN, "erf", MODEL, "--out", out, "--set", "lenghts=[24]"], capture_output=True, text=True)
+    check("hymeval erf --set with an unknown field: exit 1 naming it and the file",
+          p.returncode == 1 and 'unknown field "lenghts" for kind "erf"' in p.stderr and "task.jsonl:1" in p.stderr,
+          p.stderr[-300:])
+    p = subprocess.run([BIN, "drift", MODEL, "--out", out, "--set", "length=[24"], capture_output=True, text=True)
+    check("hymeval drift --set with a value that is not JSON: usage error (exit 2)",
+          p.returncode == 2 and "is not JSON" in p.stderr, p.stderr[-300:])
+    p = subprocess.run([BIN, "cache", "--help"], capture_output=True, text=True)
+    check("hymeval cache --help", p.returncode == 0 and "--set KEY=JSON" in p.stdout)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hymeval-measure-")
     try:
@@ -92,6 +138,7 @@ def main():
         check("no example failed", not any("error" in s for s in samples),
               [s.get("error") for s in samples if "error" in s][:3])
         metrics = {(m["task"], m["metric"], m["group"]): m for m in summary["metrics"]}
+        check_commands(tmp, {k: m["value"] for k, m in metrics.items()})
 
         # ---- niah_shift against the plain niah task
         plain = {s["id"]: s for s in samples if s["task"] == "plain"}
