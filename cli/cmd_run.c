@@ -389,6 +389,7 @@ static int in_share(const Runner *r, int i) {
 }
 
 static HymbaModel *modelset_model_at(void *user, int p, Err *err);
+static Backend *modelset_backend_at(void *user, int p, Err *err);
 
 /* A measurement (REQ_MEASURE: the measurement kinds): the kind runs it on
    the model's CPU forward or times the run's backend, and scores it; its
@@ -398,7 +399,7 @@ static int run_measure_example(Runner *r, Example *ex, Err *err) {
     Scores scores = {0};
     cJSON *extra = NULL;
     Err m_err;
-    MeasureEnv env = {r->backend->model, r->backend, modelset_model_at, r->models};
+    MeasureEnv env = {r->backend->model, r->backend, modelset_model_at, modelset_backend_at, r->models};
     double t0 = now_seconds();
     int failed = r->kind->measure(r->task, &env, ex, &scores, &extra, &m_err) != 0;
     if (extra) {
@@ -775,6 +776,14 @@ static Backend *backend_for(ModelSet *set, Precision p, Err *err) {
         set->backend[p] = backend_open(m, set->device, err);
     }
     return set->backend[p];
+}
+
+static Backend *modelset_backend_at(void *user, int p, Err *err) {
+    if (p < 0 || p > PREC_BF16_ALL) {
+        err_set(err, "internal error: precision %d", p);
+        return NULL;
+    }
+    return backend_for(user, (Precision)p, err);
 }
 
 static void modelset_free(ModelSet *set) {

@@ -151,6 +151,7 @@ struct Impl {
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
+    int prefix_offset;       // the model's position_offset the prefix was computed with
     std::vector<char> host_meta;
 
     // profiling (backend_cuda_profile_enable): events of the pass in flight
@@ -477,7 +478,7 @@ int alloc_scratch(Impl *im, Err *err) {
     if (dev_alloc(im, (void **)&im->scratch, im->scratch_bytes, "activation scratch", err)) return -1;
     for (size_t i = 0; i < parts.size(); i++) *parts[i].first = im->scratch + offs[i];
     // pointer table [L][4][B] then ids, cu, pos0, rowpos, lm rows
-    im->meta_bytes = align_up(T * im->L * 4 * sizeof(void *), kAlign) + (5 * T + 1) * sizeof(int);
+    im->meta_bytes = align_up(T * im->L * 4 * sizeof(void *), kAlign) + (6 * T + 1) * sizeof(int);
     if (dev_alloc(im, (void **)&im->meta_d, im->meta_bytes, "pass metadata", err)) return -1;
     im->host_meta.resize(im->meta_bytes);
     const size_t lr = (size_t)std::min(kLmRows, im->T), V = (size_t)im->V;
@@ -516,7 +517,7 @@ struct Pass {
     int meta_start;                            // first meta row (meta input)
     void *scan_ws;                             // chunked-scan workspace of im->scan_ws_bytes, or NULL
     void *const *tbl;                          // device [L][4][B]: k, v, conv, ssm per layer and sequence
-    const int *ids, *cu, *pos0, *rowpos, *rows;  // device
+    const int *ids, *cu, *pos0, *rowpos, *ropepos, *rows;  // device; ropepos = rowpos + the model's position_offset
     void *const *table(int l, int j) const { return tbl + (size_t)(l * 4 + j) * B; }
 };
 
@@ -564,7 +565,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                 CU(cudaMemcpy2DAsync(kvb, kv_ld * es, proj + (size_t)sp.k * es, rows * es, kv_ld * es, T,
                                      cudaMemcpyDeviceToDevice, st));
             HKR(hk_rope_qk(d, proj + (size_t)sp.q * es, rows, im->nh, owns ? kvb : nullptr, kv_ld, im->nkv, im->dk,
-                           ps.rowpos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm, owns ? w.k_norm : nullptr,
+                           ps.ropepos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm, owns ? w.k_norm : nullptr,
                            perhead, 1e-6f, st));
             if (ps.decode) {
                 if (owns)
@@ -718,7 +719,9 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
     void **tbl = (void **)im->host_meta.data();
     const size_t tbl_bytes = (size_t)L * 4 * B * sizeof(void *);
     int *ints = (int *)(im->host_meta.data() + align_up((size_t)im->T * L * 4 * sizeof(void *), kAlign));
-    int *h_ids = ints, *h_cu = h_ids + T, *h_pos0 = h_cu + B + 1, *h_rowpos = h_pos0 + B, *h_rows = h_rowpos + T;
+    int *h_ids = ints, *h_cu = h_ids + T, *h_pos0 = h_cu + B + 1, *h_rowpos = h_pos0 + B, *h_ropepos = h_rowpos + T,
+        *h_rows = h_ropepos + T;
+    const int offset = im->m->position_offset;  // RoPE sees shifted position ids; the cache slots do not move
     std::vector<float *> dests;
     h_cu[0] = 0;
     for (int b = 0; b < B; b++) {
@@ -730,6 +733,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
             int r = h_cu[b] + t;
             h_ids[r] = ps.meta_input ? 0 : ids[p.seq][p.start + t];
             h_rowpos[r] = s->n_pos + t;
+            h_ropepos[r] = s->n_pos + t + offset;
             bool wanted = want == LOGITS_ALL || (want == LOGITS_LAST && p.last && t == p.len - 1);
             if (wanted) {
                 h_rows[dests.size()] = r;
@@ -751,7 +755,8 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
     CU(cudaMemcpyAsync(ints_d, ints, ints_count * sizeof(int), cudaMemcpyHostToDevice, st));
     ps.tbl = (void *const *)im->meta_d;
     ps.ids = (const int *)ints_d;
-    ps.cu = ps.ids + T, ps.pos0 = ps.cu + B + 1, ps.rowpos = ps.pos0 + B, ps.rows = ps.rowpos + T;
+    ps.cu = ps.ids + T, ps.pos0 = ps.cu + B + 1, ps.rowpos = ps.pos0 + B, ps.ropepos = ps.rowpos + T;
+    ps.rows = ps.ropepos + T;
 
     // workspaces are sized here, before any capture
     if (ps.decode) {
@@ -814,6 +819,10 @@ int run_pieces(Impl *im, Sequence *const *seqs, const int32_t *const *ids, const
 
 Sequence *cuda_begin(Backend *b, Err *err) {
     Impl *im = impl_of(b);
+    if (im->prefix && im->prefix_offset != im->m->position_offset) {
+        seq_free(im, im->prefix);  // the meta tokens' keys were rotated at the old positions
+        im->prefix = nullptr;
+    }
     if (im->M > 0 && !im->prefix) {
         // the meta tokens do not depend on the input: run them once
         Sequence *p = seq_new(im, im->M + 1, err);
@@ -826,6 +835,7 @@ Sequence *cuda_begin(Backend *b, Err *err) {
             return nullptr;
         }
         im->prefix = p;
+        im->prefix_offset = im->m->position_offset;
     }
     Sequence *s = seq_new(im, im->M + 1, err);
     if (!s) return nullptr;

@@ -11,9 +11,9 @@
    example), group "<mode>@<Δ>": the summary gives the accuracy per (mode,
    Δ) with n and its standard error, and `compare` pairs the examples.
 
-   Generation runs on the CPU forward (the position offset lives there, not
-   in the CUDA backend), greedily, with the NIAH example's stop strings and
-   token budget. */
+   Generation runs on the run's device (both backends take the model's
+   position offset: the CPU forward and the CUDA backend's RoPE positions),
+   greedily, with the NIAH example's stop strings and token budget. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,24 +104,31 @@ static int shift_build(const TaskDef *t, const Tokenizer *tok, ExampleList *out,
     return rc;
 }
 
-/* Greedy generation of ex's prompt on m's CPU forward, every position id +
-   shift, encoded and decoded as `hymeval run` does a generation example. */
-static int generate_shifted(HymbaModel *m, int shift, const Example *ex, GenerateResult *res, int *n_prompt,
-                            Err *err) {
+/* Greedy generation of ex's prompt with every position id + shift, encoded
+   and decoded as `hymeval run` does a generation example: on the run's
+   device (env->backend_at) when the run offers one, else on m's CPU forward. */
+static int generate_shifted(const MeasureEnv *env, HymbaModel *m, int shift, const Example *ex, GenerateResult *res,
+                            int *n_prompt, Err *err) {
     int saved_offset = m->position_offset;
     const HymbaObserver *saved_obs = m->observer;
-    m->position_offset = shift;
+    m->position_offset = shift;  /* both backends read it: RoPE positions, and the meta prefix is redone */
     m->observer = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int rc = -1;
-    Backend *cpu = backend_cpu_open(m, err);
-    if (cpu && tokenizer_encode(m->tok, ex->prompt, strlen(ex->prompt), ex->add_bos, &ids, &n_ids, err) == 0) {
+    Backend *b = env->backend_at ? env->backend_at(env->user, (int)m->precision, err) : NULL;
+    Backend *own = b || env->backend_at ? NULL : backend_cpu_open(m, err);
+    if (!b) b = own;
+    if (b && b->model != m) {
+        err_set(err, "internal error: niah_shift got a backend on another model");
+        b = NULL;
+    }
+    if (b && tokenizer_encode(m->tok, ex->prompt, strlen(ex->prompt), ex->add_bos, &ids, &n_ids, err) == 0) {
         GenerateOptions opt = {ex->max_new_tokens, (const char *const *)ex->stop, ex->n_stop, 1, NULL, NULL};
-        rc = generate_greedy(cpu, ids, (int)n_ids, &opt, res, err);
+        rc = generate_greedy(b, ids, (int)n_ids, &opt, res, err);
         *n_prompt = (int)n_ids;
     }
-    backend_close(cpu);
+    backend_close(own);
     free(ids);
     m->position_offset = saved_offset;
     m->observer = saved_obs;
@@ -143,7 +150,7 @@ static int shift_measure(const TaskDef *t, const MeasureEnv *env, const Example 
     int rc = -1;
     if (m && !m->tok) {
         err_set(err, "%s has no tokenizer.json", m->dir);
-    } else if (m && generate_shifted(m, shift, ex, &res, &n_prompt, err) == 0) {
+    } else if (m && generate_shifted(env, m, shift, ex, &res, &n_prompt, err) == 0) {
         Prediction pred = {res.text ? res.text : "", NULL, NULL};
         rc = kind_niah.score(&p.niah, ex, &pred, out, err);
     }

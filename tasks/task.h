@@ -142,6 +142,10 @@ typedef struct MeasureEnv {
        loaded once and owned by the caller; NULL (err set) on failure. May
        itself be NULL: a kind then loads the model for itself. */
     struct HymbaModel *(*model_at)(void *user, int precision, Err *err);
+    /* A backend of the run's device on model_at(precision), opened once and
+       owned by the caller; NULL (err set) on failure. May itself be NULL:
+       a kind then runs on the CPU forward. */
+    struct Backend *(*backend_at)(void *user, int precision, Err *err);
     void *user;
 } MeasureEnv;
 

@@ -130,7 +130,7 @@ static cJSON *run_kind(HymbaModel *m, const char *json) {
     if (kind->build(&k.t, m->tok, &list, &err)) fail_msg("build: %s", err.msg);
     cJSON *out = cJSON_CreateArray();
     /* no model_at: the kinds load other precisions themselves */
-    MeasureEnv env = {m, backend_cpu_open(m, &err), NULL, NULL};
+    MeasureEnv env = {m, backend_cpu_open(m, &err), NULL, NULL, NULL};
     assert_non_null(env.backend);
     for (int i = 0; i < list.n; i++) {
         Example *ex = &list.items[i];

@@ -291,6 +291,32 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
                      pr.decode_passes, pr.decode_ms[PROF_ATTN], pr.decode_ms[PROF_SSM], pr.decode_ms[PROF_PROJ]);
             report_flag(name, "profile: every part that ran has time", ok, pd);
         }
+        // every position id shifted (niah_shift, rope_drift): CUDA == the CPU forward at the same offset,
+        // prefill and decode, and the meta prefix is redone for the new offset (then again for 0). RoPE
+        // is relative, so a small shift moves FP32 logits by rounding only and could not tell a lost
+        // offset from a kept one; at 2^24 the FP32 angles themselves are coarse, so the logits move a
+        // lot, and only a backend that applies the offset as the CPU does agrees with it.
+        {
+            const int big = 1 << 24;
+            Backend *cpu = backend_cpu_open(mf, &err);
+            if (!cpu) die("backend_cpu_open", err);
+            Ids q(p.begin(), p.begin() + std::min(long_len, 64));
+            mf->position_offset = big;
+            Vec gpu_pre = run_all(g, {q}, true)[0], gpu_dec = decode_all(g, q), cpu_pre = run_all(cpu, {q}, true)[0];
+            mf->position_offset = 0;
+            Vec gpu_back = run_all(g, {q}, true)[0], cpu_back = run_all(cpu, {q}, true)[0];
+            backend_close(cpu);
+            report(name, "offset 2^24: cuda prefill == cpu", compare(gpu_pre, cpu_pre, V), 1e-4);
+            report(name, "offset 2^24: cuda decode == cpu", compare(gpu_dec, cpu_pre, V), 1e-4);
+            report(name, "offset back to 0: cuda == cpu", compare(gpu_back, cpu_back, V), 1e-4);
+            Cmp moved = compare(cpu_pre, cpu_back, V);
+            char md[96];
+            snprintf(md, sizeof md, "cpu offset 2^24 vs 0: max rel change %.2e", moved.rel);
+            bool any_attn = false;
+            for (int l = 0; l < mf->cfg.n_layers; l++) any_attn |= layer_has_attn(&mf->cfg, l);
+            report_flag(name, "offset 2^24 moves the logits (so the checks above can see it)",
+                        !mf->cfg.rope || !any_attn || moved.rel > 1e-3, md);
+        }
         char detail[128];
         double formula = config_cache_bytes(&mf->cfg, long_len, 4, 4);
         size_t held = g->cache_bytes(g, s);
