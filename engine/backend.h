@@ -27,8 +27,9 @@ struct Backend {
     void (*release)(Backend *b, Sequence *s);
     /* Feeds lens[i] tokens to each of n sequences: a batched prefill when
        lengths differ, a batched decode step when all are 1. logits[i]
-       receives [lens[i], V] (LOGITS_ALL) or [V] (LOGITS_LAST); may be NULL
-       with LOGITS_NONE. A batch gives exactly what each sequence gives alone
+       receives [lens[i], V] (LOGITS_ALL), [V] (LOGITS_LAST) or the last
+       row's argmax id and logit (LOGITS_TOP1, 2 floats); may be NULL with
+       LOGITS_NONE. A batch gives exactly what each sequence gives alone
        on the CPU; on the GPU up to BF16 reduction order. */
     int (*forward)(Backend *b, Sequence *const *seqs, const int32_t *const *ids, const int *lens, int n,
                    LogitsWanted want, float *const *logits, Err *err);

@@ -53,12 +53,25 @@ static int cpu_forward(Backend *b, Sequence *const *seqs, const int32_t *const *
                        LogitsWanted want, float *const *logits, Err *err) {
     /* Sequences run one after another; the matmuls inside are threaded, so
        a batch computes exactly what each sequence computes alone. */
-    for (int i = 0; i < n; i++) {
+    const int V = b->model->cfg.vocab_size;
+    float *row = NULL; /* LOGITS_TOP1: the last row, reduced to (id, logit) below */
+    if (want == LOGITS_TOP1 && !(row = malloc(sizeof(float) * (size_t)V))) return err_set(err, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
         if (lens[i] == 0) continue;
-        if (model_forward(b->model, &seqs[i]->cache, ids[i], lens[i], want, logits ? logits[i] : NULL, err))
-            return n > 1 ? err_prefix(err, "batch sequence %d", i) : -1;
+        float *dst = want == LOGITS_TOP1 ? row : logits ? logits[i] : NULL;
+        if (model_forward(b->model, &seqs[i]->cache, ids[i], lens[i], want == LOGITS_TOP1 ? LOGITS_LAST : want, dst,
+                          err)) {
+            rc = n > 1 ? err_prefix(err, "batch sequence %d", i) : -1;
+        } else if (want == LOGITS_TOP1) {
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            logits[i][0] = (float)best, logits[i][1] = row[best];
+        }
     }
-    return 0;
+    free(row);
+    return rc;
 }
 
 static int cpu_length(const Sequence *s) { return s->cache.n_pos - s->n_meta; }

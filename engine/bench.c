@@ -28,13 +28,6 @@ static double median(const double *v, int n) {
     return m;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* One run's figures. */
 typedef struct {
     double begin_s, prefill_s, ttft_s, decode_s;
@@ -90,9 +83,10 @@ static int batch_alloc(Batch *bt, int B, int L, int V, uint64_t seed) {
     return 0;
 }
 
-/* begin + prefill (LOGITS_LAST) of the first L prompt tokens + n_decode greedy steps. */
+/* begin + prefill of the first L prompt tokens + n_decode greedy steps; the
+   backend picks each step's token (LOGITS_TOP1), as generate_batch has it do. */
 static int run_once(Backend *b, Batch *bt, int L, int n_decode, const BenchSpec *spec, RunFigures *f, Err *err) {
-    const int V = b->model->cfg.vocab_size, B = bt->B;
+    const int B = bt->B;
     int rc = -1;
     memset(f, 0, sizeof *f);
     for (int i = 0; i < B; i++) bt->lens[i] = L;
@@ -100,16 +94,16 @@ static int run_once(Backend *b, Batch *bt, int L, int n_decode, const BenchSpec 
     for (int i = 0; i < B; i++)
         if (!(bt->seqs[i] = b->begin(b, err))) goto done;
     double t1 = now_s();
-    if (b->forward(b, bt->seqs, (const int32_t *const *)bt->prompts, bt->lens, B, LOGITS_LAST, bt->rows, err)) goto done;
+    if (b->forward(b, bt->seqs, (const int32_t *const *)bt->prompts, bt->lens, B, LOGITS_TOP1, bt->rows, err)) goto done;
     double t2 = now_s();
-    for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
+    for (int i = 0; i < B; i++) bt->next[i] = (int32_t)bt->rows[i][0];
     double t3 = now_s();
     f->begin_s = t1 - t0;
     f->prefill_s = t2 - t1;
     f->ttft_s = t3 - t0;
     for (int step = 0; step < n_decode; step++) {
-        if (b->forward(b, bt->seqs, bt->feed, bt->ones, B, LOGITS_LAST, bt->rows, err)) goto done;
-        for (int i = 0; i < B; i++) bt->next[i] = argmax(bt->rows[i], V);
+        if (b->forward(b, bt->seqs, bt->feed, bt->ones, B, LOGITS_TOP1, bt->rows, err)) goto done;
+        for (int i = 0; i < B; i++) bt->next[i] = (int32_t)bt->rows[i][0];
     }
     f->decode_s = now_s() - t3;
     f->cache_bytes = b->cache_bytes(b, bt->seqs[0]);

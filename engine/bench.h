@@ -5,8 +5,8 @@
    runs first (untimed), then timed repeats, every figure the median over the
    repeats. On out-of-memory the batch is halved until it fits (the paper's
    protocol) and the halvings are reported. Timings are wall clock around
-   backend calls that end synchronised (each forward copies its logits to the
-   host), so on a GPU they include the device work. */
+   backend calls that end synchronised (each forward hands its greedy choices
+   to the host), so on a GPU they include the device work. */
 #ifndef HYMEVAL_BENCH_H
 #define HYMEVAL_BENCH_H
 

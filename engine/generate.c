@@ -12,13 +12,6 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Byte offset of the earliest stop string in text, or -1. */
 static long find_stop(const char *text, const GenerateOptions *opt) {
     long best = -1;
@@ -40,7 +33,7 @@ static size_t longest_stop(const GenerateOptions *opt) {
 /* One prompt's progress through generation. */
 typedef struct {
     Sequence *seq;
-    float *logits;   /* [V] next-token logits */
+    float *logits;   /* the backend's greedy choice: id, logit (LOGITS_TOP1) */
     int running;
     size_t emitted;  /* bytes of text already streamed */
 } Slot;
@@ -50,7 +43,7 @@ typedef struct {
 static int take_token(Backend *b, const GenerateOptions *opt, Slot *slot, GenerateResult *out, int streaming,
                       Err *err) {
     const HymbaModel *m = b->model;
-    int next = argmax(slot->logits, m->cfg.vocab_size);
+    int next = (int)slot->logits[0]; /* LOGITS_TOP1: the greedy id, chosen by the backend */
     if (opt->stop_at_eos && next == m->cfg.eos_id) {
         out->stopped_by = 2;
         slot->running = 0;
@@ -86,7 +79,6 @@ static int take_token(Backend *b, const GenerateOptions *opt, Slot *slot, Genera
 
 int generate_batch(Backend *b, const int32_t *const *prompts, const int *lens, int B, const GenerateOptions *opt,
                    GenerateResult *out, Err *err) {
-    const int V = b->model->cfg.vocab_size;
     const int streaming = B == 1;
     int cap = opt->max_new_tokens > 0 ? opt->max_new_tokens : 1;
     Slot *slots = calloc((size_t)B, sizeof *slots);
@@ -108,7 +100,7 @@ int generate_batch(Backend *b, const int32_t *const *prompts, const int *lens, i
         }
         out[i].ids = malloc(sizeof(int32_t) * (size_t)cap);
         out[i].text = calloc(1, 1);
-        slots[i].logits = malloc(sizeof(float) * (size_t)V);
+        slots[i].logits = malloc(sizeof(float) * 2);
         if (!out[i].ids || !out[i].text || !slots[i].logits) {
             err_set(err, "out of memory");
             goto done;
@@ -120,7 +112,7 @@ int generate_batch(Backend *b, const int32_t *const *prompts, const int *lens, i
         feed_logits[i] = slots[i].logits;
     }
     double t0 = now_seconds();
-    if (b->forward(b, seqs, prompts, lens, B, LOGITS_LAST, feed_logits, err)) goto done;
+    if (b->forward(b, seqs, prompts, lens, B, LOGITS_TOP1, feed_logits, err)) goto done;
     double prefill = now_seconds() - t0;
     t0 = now_seconds();
     for (;;) {
@@ -138,7 +130,7 @@ int generate_batch(Backend *b, const int32_t *const *prompts, const int *lens, i
             n++;
         }
         if (n == 0) break;
-        if (b->forward(b, seqs, feed_ids, feed_lens, n, LOGITS_LAST, feed_logits, err)) goto done;
+        if (b->forward(b, seqs, feed_ids, feed_lens, n, LOGITS_TOP1, feed_logits, err)) goto done;
     }
     double decode = now_seconds() - t0;
     for (int i = 0; i < B; i++) {

@@ -42,8 +42,11 @@ typedef struct HymbaModel {
 HymbaModel *model_load(const char *dir, Precision precision, Err *err);
 void model_free(HymbaModel *m);
 
-/* Which logits a forward call writes. */
-typedef enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL } LogitsWanted;
+/* Which logits a forward call writes. LOGITS_TOP1 (backends only, for greedy
+   decoding): the last row's greedy choice as 2 floats, the token id (exact:
+   vocabularies are far below 2^24) and its logit; the first maximum wins, as
+   in a host argmax. On the GPU only these 8 bytes leave the device. */
+typedef enum { LOGITS_NONE, LOGITS_LAST, LOGITS_ALL, LOGITS_TOP1 } LogitsWanted;
 
 /* Starts a sequence: the cache holds the meta-token prefix (or nothing). */
 int model_begin(HymbaModel *m, SeqCache *c, Err *err);

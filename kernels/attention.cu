@@ -10,8 +10,9 @@
 // FP32, lane j scores key j for all R rows, and the running max / sum /
 // output of the online softmax stay in registers. No score matrix exists
 // outside one tile. They serve FP32 (exact to the CPU up to summation
-// order), the decode step, and BF16 prefill with dv > 128. BF16 prefill
-// otherwise runs on the tensor cores (namespace tc below). dk, dv are
+// order), BF16 with dv > 128 and BF16 decode with more than 16 heads per KV
+// head. BF16 otherwise runs on the tensor cores (attention_tc.cuh,
+// namespace tc). dk, dv are
 // template parameters so the loops unroll.
 #include <math.h>
 #include <stdint.h>
@@ -347,213 +348,7 @@ __global__ void kv_store_kernel(T *const *kc, int ldkc, T *const *vc, int ldvc, 
     for (int i = threadIdx.x; i < vw; i += blockDim.x) vd[i] = vs[i];
 }
 
-// ---- tensor-core prefill (BF16) ------------------------------------------
-// The same computation as attn_prefill_kernel for BF16 operands, on the
-// tensor cores (mma.sync m16n8k16, FP32 accumulation), FlashAttention-2
-// style: a block of 4 warps takes 64 queries of one head, each warp 16 rows;
-// key tiles of 64 go through shared memory; S = Q K^T and the online
-// softmax stay in registers, and the probabilities are fed back to the
-// P V product as BF16 A fragments (the one extra rounding compared with the
-// SIMT kernel, which multiplies FP32 probabilities: a relative 2^-9 on each
-// weight, well inside the BF16 tolerance). Visibility, the cached prefix and
-// GQA are exactly as in attn_prefill_kernel.
-namespace tc {
-
-constexpr int QT = 64;  // queries per block (16 per warp)
-constexpr int KT = 64;  // keys per tile
-
-template <int DK, int DV> struct Smem {
-    // row strides in elements: 16 bytes of padding keep ldmatrix rows off one bank
-    static constexpr int qs = DK + 8, ks = DK + 8, vs = DV + 8;
-    static constexpr size_t bytes = sizeof(bf16) * (size_t)(QT * qs + KT * ks + KT * vs);
-};
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-// c += a (16x16, row) * b (16x8, col), BF16 in, FP32 accumulate.
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-// Copies 8 consecutive BF16 values (16-byte pieces when vec), or zeros for src == NULL.
-__device__ __forceinline__ void copy8(bf16 *dst, const bf16 *src, bool vec) {
-    if (!src) {
-        *reinterpret_cast<uint4 *>(dst) = make_uint4(0, 0, 0, 0);
-    } else if (vec) {
-        *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(src);
-    } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) dst[e] = src[e];
-    }
-}
-
-// grid (query tiles of 64, nh, B), 128 threads.
-template <int DK, int DV>
-__global__ void __launch_bounds__(128)
-    prefill_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
-                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
-                   int group, int M, int window, float scale) {
-    using S = Smem<DK, DV>;
-    constexpr int NT = KT / 8;   // key n-tiles of S
-    constexpr int OT = DV / 8;   // column n-tiles of O
-    constexpr int KK = DK / 16;  // k-steps of Q K^T
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw), *Ks = Qs + QT * S::qs, *Vs = Ks + KT * S::ks;
-    const int b = blockIdx.z, head = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int s0 = cu[b], len = cu[b + 1] - s0;
-    const int P0 = pos0 ? pos0[b] : 0;
-    const int q0 = blockIdx.x * QT;
-    if (q0 >= len) return;
-    const int q1 = min(q0 + QT, len);
-    const int kvh = head / group;
-    const bf16 *kcb = P0 > 0 ? kc[b] + (size_t)kvh * DK : nullptr, *vcb = P0 > 0 ? vc[b] + (size_t)kvh * DV : nullptr;
-    const bf16 *qb = q + (size_t)head * DK, *kb = k + (size_t)kvh * DK, *vb = v + (size_t)kvh * DV;
-    const bool vec = aligned16(qb, (size_t)ldq * 2) && aligned16(kb, (size_t)ldk * 2) && aligned16(vb, (size_t)ldv * 2) &&
-                     (P0 == 0 || (aligned16(kcb, (size_t)ldkc * 2) && aligned16(vcb, (size_t)ldvc * 2)));
-
-    for (int idx = threadIdx.x; idx < QT * (DK / 8); idx += blockDim.x) {
-        int r = idx / (DK / 8), piece = idx % (DK / 8);
-        copy8(Qs + r * S::qs + piece * 8, q0 + r < len ? qb + (size_t)(s0 + q0 + r) * ldq + piece * 8 : nullptr, vec);
-    }
-    __syncthreads();
-    uint32_t qa[KK][4];
-#pragma unroll
-    for (int kk = 0; kk < KK; kk++) ldsm_x4(qa[kk], Qs + (warp * 16 + (lane & 15)) * S::qs + kk * 16 + (lane >> 4) * 8);
-
-    float o[OT][4];
-#pragma unroll
-    for (int t = 0; t < OT; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of this warp
-    const int r0 = q0 + warp * 16 + (lane >> 2), r1 = r0 + 8;   // chunk rows of this thread
-    const int qp0 = P0 + r0, qp1 = P0 + r1;
-    const int kend = P0 + q1, band_lo = P0 + q0 - window;
-
-    for (int kt = 0; kt < kend; kt += KT) {
-        if (window > 0 && kt >= M && kt + KT - 1 < band_lo) {  // before every query's window: jump to it
-            kt = (band_lo / KT) * KT - KT;
-            continue;
-        }
-        __syncthreads();  // the previous tile's readers are done
-        for (int idx = threadIdx.x; idx < KT * (DK / 8); idx += blockDim.x) {
-            int j = idx / (DK / 8), piece = idx % (DK / 8), key = kt + j;
-            const bf16 *src = key >= kend ? nullptr
-                              : key < P0  ? kcb + (size_t)cache_slot_dev(key, M, window) * ldkc + piece * 8
-                                          : kb + (size_t)(s0 + key - P0) * ldk + piece * 8;
-            copy8(Ks + j * S::ks + piece * 8, src, vec);
-        }
-        for (int idx = threadIdx.x; idx < KT * (DV / 8); idx += blockDim.x) {
-            int j = idx / (DV / 8), piece = idx % (DV / 8), key = kt + j;
-            const bf16 *src = key >= kend ? nullptr
-                              : key < P0  ? vcb + (size_t)cache_slot_dev(key, M, window) * ldvc + piece * 8
-                                          : vb + (size_t)(s0 + key - P0) * ldv + piece * 8;
-            copy8(Vs + j * S::vs + piece * 8, src, vec);
-        }
-        __syncthreads();
-
-        // S = Q K^T for this warp's 16 rows and the tile's 64 keys
-        float sc[NT][4];
-#pragma unroll
-        for (int j = 0; j < NT; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < KK; kk++)
-#pragma unroll
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t bk[4];
-                ldsm_x4(bk, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * S::ks + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma(sc[2 * np], qa[kk], bk[0], bk[1]);
-                mma(sc[2 * np + 1], qa[kk], bk[2], bk[3]);
-            }
-
-        // mask, scale, online softmax (a row's 64 scores are spread over the 4 lanes of a quad)
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < NT; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int key = kt + j * 8 + (lane & 3) * 2 + (e & 1);
-                const int r = e < 2 ? r0 : r1, qp = e < 2 ? qp0 : qp1;
-                const bool vis = r < len && key <= qp && (window <= 0 || key < M || qp - key <= window);
-                sc[j][e] = vis ? sc[j][e] * scale : -INFINITY;
-                if (e < 2) mx0 = fmaxf(mx0, sc[j][e]);
-                else mx1 = fmaxf(mx1, sc[j][e]);
-            }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float a0 = m0 == -INFINITY ? 0.0f : expf(m0 - mn0), a1 = m1 == -INFINITY ? 0.0f : expf(m1 - mn1);
-        m0 = mn0, m1 = mn1;
-        float ps0 = 0.0f, ps1 = 0.0f;  // this lane's part of the rows' sums (reduced over the quad at the end)
-#pragma unroll
-        for (int j = 0; j < NT; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float mr = e < 2 ? mn0 : mn1;
-                const float p = sc[j][e] == -INFINITY ? 0.0f : expf(sc[j][e] - mr);
-                sc[j][e] = p;
-                if (e < 2) ps0 += p;
-                else ps1 += p;
-            }
-        l0 = l0 * a0 + ps0, l1 = l1 * a1 + ps1;
-#pragma unroll
-        for (int t = 0; t < OT; t++) o[t][0] *= a0, o[t][1] *= a0, o[t][2] *= a1, o[t][3] *= a1;
-
-        // O += P V: the S accumulators of two key n-tiles are one A fragment
-#pragma unroll
-        for (int t = 0; t < KT / 16; t++) {
-            uint32_t pa[4] = {pack_bf16(sc[2 * t][0], sc[2 * t][1]), pack_bf16(sc[2 * t][2], sc[2 * t][3]),
-                              pack_bf16(sc[2 * t + 1][0], sc[2 * t + 1][1]),
-                              pack_bf16(sc[2 * t + 1][2], sc[2 * t + 1][3])};
-#pragma unroll
-            for (int cp = 0; cp < OT / 2; cp++) {
-                uint32_t bv[4];
-                ldsm_x4_trans(bv, Vs + (t * 16 + (lane & 15)) * S::vs + cp * 16 + (lane >> 4) * 8);
-                mma(o[2 * cp], pa, bv[0], bv[1]);
-                mma(o[2 * cp + 1], pa, bv[2], bv[3]);
-            }
-        }
-    }
-
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float i0 = 1.0f / l0, i1 = 1.0f / l1;
-#pragma unroll
-    for (int t = 0; t < OT; t++) {
-        const int col = (size_t)head * DV + t * 8 + (lane & 3) * 2;
-        if (r0 < len) {
-            bf16 *dst = out + (size_t)(s0 + r0) * ldo + col;
-            dst[0] = __float2bfloat16_rn(o[t][0] * i0);
-            dst[1] = __float2bfloat16_rn(o[t][1] * i0);
-        }
-        if (r1 < len) {
-            bf16 *dst = out + (size_t)(s0 + r1) * ldo + col;
-            dst[0] = __float2bfloat16_rn(o[t][2] * i1);
-            dst[1] = __float2bfloat16_rn(o[t][3] * i1);
-        }
-    }
-}
-
-}  // namespace tc
+#include "attention_tc.cuh"  // the BF16 tensor-core prefill and decode (namespace tc)
 
 int sm_count() {
     static int n = 0;
@@ -574,8 +369,9 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     long max_keys = (long)max_pos + 1;
     if (window > 0 && max_keys > (long)M + window + 1) max_keys = (long)M + window + 1;
     // Decode is bound by reading the cache: enough blocks in flight to cover
-    // the chip four times, splits of at least 64 keys (two tiles), within the workspace.
-    long by_keys = (max_keys + 63) / 64;
+    // the chip four times, splits of at least 128 keys (a stage of the tensor-core
+    // kernel, four SIMT tiles), within the workspace.
+    long by_keys = (max_keys + 127) / 128;
     long by_chip = (4L * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
     long nsplit = by_keys < by_chip ? by_keys : by_chip;
     size_t per_split = (size_t)B * nh * (dv + 2) * sizeof(float);
@@ -587,7 +383,7 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
 
 namespace {
 
-// HYMEVAL_ATTN_SIMT=1 keeps BF16 prefill on the SIMT kernel (comparisons, timings).
+// HYMEVAL_ATTN_SIMT=1 keeps BF16 attention on the SIMT kernels (comparisons, timings).
 bool simt_forced() {
     static int forced = -1;
     if (forced < 0) {
@@ -597,22 +393,29 @@ bool simt_forced() {
     return forced == 1;
 }
 
+template <int DK, int DV>
+int prefill_tc(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
+               const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu, int B,
+               int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+    using TS = tc::Smem<DK, DV>;
+    auto kern = tc::prefill_kernel<DK, DV>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    dim3 grid(hk_cdiv(max_len, tc::QT), nh, B);
+    kern<<<grid, 128, TS::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group, M,
+                                           window, scale);
+    LAUNCH_CHECK();
+    return 0;
+}
+
 template <typename T, int DK, int DV>
 int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv, const T *const *kc,
                   int ldkc, const T *const *vc, int ldvc, const int *pos0, const int *cu, int B, int max_len, int nh,
                   int group, int M, int window, float scale, cudaStream_t stream) {
     if constexpr (IsBf16<T>::value && DV <= 128) {
-        if (!simt_forced()) {  // tensor cores
-            using TS = tc::Smem<DK, DV>;
-            auto kern = tc::prefill_kernel<DK, DV>;
-            if (TS::bytes > 48 * 1024)
-                CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
-            dim3 grid(hk_cdiv(max_len, tc::QT), nh, B);
-            kern<<<grid, 128, TS::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group,
-                                                  M, window, scale);
-            LAUNCH_CHECK();
-            return 0;
-        }
+        if (!simt_forced())  // tensor cores
+            return prefill_tc<DK, DV>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh,
+                                      group, M, window, scale, stream);
     }
     using S = Smem<DK, DV, R_PRE>;
     auto kern = attn_prefill_kernel<T, DK, DV>;
@@ -628,13 +431,28 @@ template <typename T, int DK, int DV>
 int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int ldkc, const T *const *vc, int ldvc,
                  const int *pos, int B, int nsplit, int nh, int nkv, int M, int window, float scale, float *ws,
                  cudaStream_t stream) {
-    using S = Smem<DK, DV, R_DEC>;
-    auto kern = attn_decode_kernel<T, DK, DV>;
-    if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     float *ws_o = ws, *ws_ml = ws ? ws + (size_t)B * nh * nsplit * DV : nullptr;
     dim3 grid(nsplit, nkv, B);
-    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
-                                                scale, ws_o, ws_ml);
+    bool done = false;
+    if constexpr (IsBf16<T>::value && DV <= 128) {
+        if (nh / nkv <= 16 && !simt_forced()) {  // tensor cores: the group's heads are one mma tile
+            using TS = tc::DecSmem<DK, DV>;
+            auto kern = tc::decode_kernel<DK, DV>;
+            CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
+            CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+            kern<<<grid, tc::kDecWarps * 32, TS::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
+                                                   scale, ws_o, ws_ml);
+            done = true;
+        }
+    }
+    if (!done) {
+        using S = Smem<DK, DV, R_DEC>;
+        auto kern = attn_decode_kernel<T, DK, DV>;
+        if (S::bytes > 48 * 1024)
+            CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
+        kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M,
+                                                    window, scale, ws_o, ws_ml);
+    }
     LAUNCH_CHECK();
     if (nsplit > 1) {
         attn_combine_kernel<T><<<dim3(nh, B), DV < 256 ? DV : 256, 0, stream>>>(out, ldo, ws_o, ws_ml, nh, nsplit, DV);

@@ -102,9 +102,10 @@ struct Piece {
 // before each launch. The key says when it must be captured again.
 struct GraphKey {
     int B, max_pos, n_rows;
+    bool top1;  // the LM head ends in the on-device argmax (LOGITS_TOP1)
     void *dec_ws;
     bool operator==(const GraphKey &o) const {
-        return B == o.B && max_pos == o.max_pos && n_rows == o.n_rows && dec_ws == o.dec_ws;
+        return B == o.B && max_pos == o.max_pos && n_rows == o.n_rows && top1 == o.top1 && dec_ws == o.dec_ws;
     }
 };
 
@@ -144,6 +145,7 @@ struct Impl {
     size_t meta_bytes;
     void *lm_in, *lm_out;
     float *lm_f32, *lm_host;  // lm_host: pinned
+    float *lm_top;            // [kLmRows][2] greedy id and logit per row (LOGITS_TOP1)
     void *scan_ws, *dec_ws;
     size_t scan_ws_bytes, dec_ws_bytes;
 
@@ -486,6 +488,7 @@ int alloc_scratch(Impl *im, Err *err) {
         dev_alloc(im, &im->lm_out, lr * V * es, "LM-head output", err))
         return -1;
     if (im->dt != HK_F32 && dev_alloc(im, (void **)&im->lm_f32, lr * V * 4, "FP32 logits", err)) return -1;
+    if (dev_alloc(im, (void **)&im->lm_top, lr * 2 * 4, "greedy choices", err)) return -1;
     CU(cudaMallocHost((void **)&im->lm_host, lr * V * 4));
     return 0;
 }
@@ -514,6 +517,7 @@ __global__ void bf16_to_f32_kernel(float *out, const bf16 *in, size_t n) {
 struct Pass {
     int B, T, max_len, max_pos, n_rows;
     bool decode, meta_input;
+    bool top1;                                 // LOGITS_TOP1: each wanted row leaves as (argmax id, logit)
     int meta_start;                            // first meta row (meta input)
     void *scan_ws;                             // chunked-scan workspace of im->scan_ws_bytes, or NULL
     void *const *tbl;                          // device [L][4][B]: k, v, conv, ssm per layer and sequence
@@ -645,7 +649,8 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
 }
 
 // LM head on wanted rows r0 .. r0+n-1 (n <= kLmRows); FP32 logits land in
-// the pinned lm_host (asynchronously).
+// the pinned lm_host (asynchronously), or with ps.top1 each row's argmax
+// id and logit (2 floats a row).
 int pass_lm_head(Impl *im, const Pass &ps, int r0, int n, Err *err) {
     const hk_dtype d = im->dt;
     const size_t V = (size_t)im->V;
@@ -653,6 +658,11 @@ int pass_lm_head(Impl *im, const Pass &ps, int r0, int n, Err *err) {
     if (prof_mark(im, PROF_LM_HEAD, err)) return -1;
     HKR(hk_gather_rows(d, im->lm_in, im->H, im->u, im->H, ps.rows + r0, n, im->H, st));
     HKR(hk_gemm_run(im->gemm, d, im->lm_out, (int)V, im->lm_in, im->H, im->lm_head, im->H, nullptr, n, im->H, (int)V, st));
+    if (ps.top1) {
+        HKR(hk_argmax_rows(d, im->lm_top, im->lm_out, (int)V, n, (int)V, st));
+        CU(cudaMemcpyAsync(im->lm_host, im->lm_top, (size_t)n * 2 * 4, cudaMemcpyDeviceToHost, st));
+        return 0;
+    }
     const float *src = (const float *)im->lm_out;
     if (d != HK_F32) {
         size_t count = (size_t)n * V;
@@ -666,7 +676,7 @@ int pass_lm_head(Impl *im, const Pass &ps, int r0, int n, Err *err) {
 }
 
 int run_decode_graph(Impl *im, const Pass &ps, Err *err) {
-    GraphKey key{ps.B, ps.max_pos, ps.n_rows, im->dec_ws};
+    GraphKey key{ps.B, ps.max_pos, ps.n_rows, ps.top1, im->dec_ws};
     if (!im->graph_exec || !(key == im->graph_key)) {
         if (im->graph_exec) CU(cudaGraphExecDestroy(im->graph_exec));
         im->graph_exec = nullptr;
@@ -703,6 +713,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
     Pass ps{};
     ps.B = B;
     ps.meta_input = ids == nullptr;
+    ps.top1 = want == LOGITS_TOP1;
     ps.meta_start = pc[0].start;
     ps.decode = !ps.meta_input;
     for (int b = 0; b < B; b++) {
@@ -734,7 +745,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
             h_ids[r] = ps.meta_input ? 0 : ids[p.seq][p.start + t];
             h_rowpos[r] = s->n_pos + t;
             h_ropepos[r] = s->n_pos + t + offset;
-            bool wanted = want == LOGITS_ALL || (want == LOGITS_LAST && p.last && t == p.len - 1);
+            bool wanted = want == LOGITS_ALL || ((want == LOGITS_LAST || want == LOGITS_TOP1) && p.last && t == p.len - 1);
             if (wanted) {
                 h_rows[dests.size()] = r;
                 dests.push_back(logits[p.seq] + (want == LOGITS_ALL ? (size_t)(p.start + t) * im->V : 0));
@@ -787,7 +798,8 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
         int n = std::min(kLmRows, ps.n_rows - r0);
         if (r0 >= lm_done && pass_lm_head(im, ps, r0, n, err)) return -1;
         CU(cudaStreamSynchronize(st));
-        for (int i = 0; i < n; i++) memcpy(dests[r0 + i], im->lm_host + (size_t)i * V, V * 4);
+        const size_t row = ps.top1 ? 2 : V;
+        for (int i = 0; i < n; i++) memcpy(dests[r0 + i], im->lm_host + i * row, row * 4);
     }
     CU(cudaStreamSynchronize(st));  // errors of this pass surface here, and the host metadata may be reused
     return prof_end(im, ps.decode, err);
@@ -895,6 +907,7 @@ void impl_free(Impl *im) {
     dev_free(im, im->lm_in, lr * im->H * im->es);
     dev_free(im, im->lm_out, lr * im->V * im->es);
     dev_free(im, im->lm_f32, lr * im->V * 4);
+    dev_free(im, im->lm_top, lr * 2 * 4);
     if (im->lm_host) cudaFreeHost(im->lm_host);
     dev_free(im, im->scan_ws, im->scan_ws_bytes);
     dev_free(im, im->dec_ws, im->dec_ws_bytes);

@@ -57,6 +57,14 @@ int hk_embed(hk_dtype dtype, void *out, int ldo, const int *ids, const int *cu_t
 int hk_gather_rows(hk_dtype dtype, void *out, int ldo, const void *in, int ldi, const int *rows, int n, int width,
                    cudaStream_t stream);
 
+/* ---- argmax.cu --------------------------------------------------------- */
+
+/* out[2i] = the index of row i's largest of `width` values (the first one
+   among equals; NaN never chosen), as a float; out[2i+1] = that value.
+   Rows are ld elements apart. The greedy choice without the row leaving
+   the device. */
+int hk_argmax_rows(hk_dtype dtype, float *out, const void *in, int ld, int n, int width, cudaStream_t stream);
+
 /* ---- rmsnorm.cu -------------------------------------------------------- */
 
 /* out[r] = w * x[r] / sqrt(mean(x[r]^2) + eps) for r < rows, n columns.

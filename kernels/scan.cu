@@ -39,6 +39,7 @@
 // NULL), or when the batch alone fills the chip, one pass scans each
 // sequence from its state.
 #include <limits.h>
+#include <stdint.h>
 #include <math.h>
 
 #include "hk_common.cuh"
@@ -95,6 +96,33 @@ template <int N> __device__ __forceinline__ void lds_row(float (&v)[N], const fl
     } else {
 #pragma unroll
         for (int n = 0; n < N; n++) v[n] = p[n];
+    }
+}
+
+// v[0..N) = p[0..N) / p[0..N) = v[0..N) in global memory, 16 bytes a
+// load or store where N and p allow: a thread's states are N consecutive
+// floats, so scalar accesses would touch every sector of the warp's span N
+// times (what bounds the decode step, where each thread scans one row).
+template <int N> __device__ __forceinline__ void ldg_vec(float (&v)[N], const float *p) {
+    if (N % 4 == 0 && ((uintptr_t)p & 15) == 0) {
+#pragma unroll
+        for (int q = 0; q < N / 4; q++) {
+            const float4 f = reinterpret_cast<const float4 *>(p)[q];
+            v[4 * q] = f.x, v[4 * q + 1] = f.y, v[4 * q + 2] = f.z, v[4 * q + 3] = f.w;
+        }
+    } else {
+#pragma unroll
+        for (int n = 0; n < N; n++) v[n] = p[n];
+    }
+}
+template <int N> __device__ __forceinline__ void stg_vec(float *p, const float (&v)[N]) {
+    if (N % 4 == 0 && ((uintptr_t)p & 15) == 0) {
+#pragma unroll
+        for (int q = 0; q < N / 4; q++)
+            reinterpret_cast<float4 *>(p)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
+    } else {
+#pragma unroll
+        for (int n = 0; n < N; n++) p[n] = v[n];
     }
 }
 
@@ -212,14 +240,14 @@ __global__ void __launch_bounds__(32, warps_per_sm(N))
     float *ws_p = a.ws_p ? a.ws_p + (size_t)b * a.slots * NC + cc : nullptr;
 
     float A2[N], h[N];
-    const float *Ac = a.A + (size_t)cc * N;
     float *st = last || (FIRST && !local) ? a.state[b] + (size_t)cc * N : nullptr;
+    ldg_vec<N>(A2, a.A + (size_t)cc * N);
+    if (FIRST && !local) ldg_vec<N>(h, st);  // chunk 0
 #pragma unroll
     for (int n = 0; n < N; n++) {
-        A2[n] = Ac[n] * 1.4426950408889634f;  // exp(x A) = exp2(x A log2 e)
+        A2[n] *= 1.4426950408889634f;  // exp(x A) = exp2(x A log2 e)
         if (local) h[n] = 0.0f;
-        else if (FIRST) h[n] = st[n];  // chunk 0
-        else h[n] = ws_h[(size_t)(ch - 1) * NC + (size_t)n * a.C];  // end of the previous chunk (after carry)
+        else if (!FIRST) h[n] = ws_h[(size_t)(ch - 1) * NC + (size_t)n * a.C];  // end of the previous chunk (after carry)
     }
     const size_t row = (size_t)row0 + t0;
     if (local) {
@@ -236,8 +264,7 @@ __global__ void __launch_bounds__(32, warps_per_sm(N))
     scan_rows<T, N, true>(h, A2, y, u, dt, Bm, Cm, z, a, row, nrows, cc, valid, sm);
     if (!valid) return;
     if (last) {  // the sequence's new state (the state was read, if at all, by this thread only)
-#pragma unroll
-        for (int n = 0; n < N; n++) st[n] = h[n];
+        stg_vec<N>(st, h);
     } else if (FIRST) {  // chunk 0 of pass 1: its exact end state goes to slot 0
 #pragma unroll
         for (int n = 0; n < N; n++) ws_h[(size_t)n * a.C] = h[n];

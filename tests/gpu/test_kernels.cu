@@ -249,6 +249,39 @@ static void test_embed(Rng &rng) {
         }
 }
 
+// ------------------------------------------------------------------ argmax
+
+// The greedy choice per row: index and value exactly as a host argmax that
+// keeps the first maximum; BF16 rows are full of ties, and a tie is planted
+// before the maximum of every other row.
+static void test_argmax(Rng &rng) {
+    struct Case { int n, width, pad; };
+    std::vector<Case> cases = {{37, 32001, 3}, {5, 7, 0}, {130, 4096, 1}};
+    if (g_small) cases = {{5, 7, 0}, {9, 300, 2}};
+    for (hk_dtype d : kDtypes)
+        for (const Case &cs : cases) {
+            int ld = cs.width + cs.pad;
+            Vec x = rand_vec(rng, (size_t)cs.n * ld, -4, 4);
+            round_to(d, x);
+            Vec ref(2 * (size_t)cs.n);
+            for (int r = 0; r < cs.n; r++) {
+                float *row = &x[(size_t)r * ld];
+                int best = 0;
+                for (int i = 1; i < cs.width; i++)
+                    if (row[i] > row[best]) best = i;
+                if (r % 2 && best > 0) row[rng.below(best)] = row[best], best = 0;  // an equal value earlier wins
+                for (int i = 1; i < cs.width; i++)
+                    if (row[i] > row[best]) best = i;
+                ref[2 * r] = (float)best, ref[2 * r + 1] = row[best];
+            }
+            float *out = (float *)poisoned(HK_F32, 2 * (size_t)cs.n);
+            HK(hk_argmax_rows(d, out, upload(d, x), ld, cs.n, cs.width, g_stream));
+            report_flat("argmax_rows", fmt("n=%d width=%d ld=%d", cs.n, cs.width, ld), dname(d),
+                        download(HK_F32, out, 2 * (size_t)cs.n), ref, 1e-7);
+            free_all();
+        }
+}
+
 // ------------------------------------------------------------------ rmsnorm (+ residual add)
 
 static void test_rmsnorm(Rng &rng) {
@@ -854,9 +887,12 @@ static void test_mlp(Rng &rng) {
 
 static void test_gemm(Rng &rng) {
     struct Case { int rows, in, out, bias, padx; };
+    // rows <= 8 with 16-byte aligned rows take the weight-streaming kernel in BF16 (the others, cuBLASLt)
     std::vector<Case> cases = {{1, 1600, 3200, 0, 0}, {37, 100, 48, 1, 3}, {130, 1600, 6400, 0, 0},
-                               {17, 1600, 32001, 0, 0}, {5, 3200, 1600, 1, 8}};
-    if (g_small) cases = {{3, 64, 40, 1, 3}};
+                               {17, 1600, 32001, 0, 0}, {5, 3200, 1600, 1, 8},  {8, 5504, 1600, 1, 0},
+                               {3, 24, 7, 1, 0},        {7, 1600, 333, 0, 3}};
+    if (g_small) cases = {{3, 64, 40, 1, 3}, {2, 64, 40, 1, 0}};
+    setenv("HYMEVAL_GEMV_ROWS", "8", 1);  // the weight-streaming kernel on every case it can take (read once)
     hk_gemm *g = nullptr;
     if (hk_gemm_create(&g, 0)) {
         printf("gemm          hk_gemm_create failed: %s  FAIL\n", hk_last_error());
@@ -935,11 +971,11 @@ static void bench(Rng &rng) {
             LAUNCH(hk_attn_prefill(d, att, nh * dv, proj, ldp, proj + 2 * nh * dk, ldp, proj + 2 * (nh + nkv) * dk, ldp,
                                    cud, 1, S, nh, nkv, dk, dv, M, w, 0.125f, g_stream));
         });
-        printf("%-13s %-46s %9.3f  %.1f TFLOP/s\n", "attn_prefill", fmt("S=%d nh=25 nkv=5 dk=64 dv=128 W=%d", S, w).c_str(),
-               ms, flops / (ms * 1e-3) / 1e12);
+        printf("%-13s %-46s %9.3f  %.1f TFLOP/s\n", "attn_prefill",
+               fmt("S=%d nh=25 nkv=5 dk=64 dv=128 W=%d", S, w).c_str(), ms, flops / (ms * 1e-3) / 1e12);
     }
     // decode against a long global cache and a sliding-window ring
-    for (int B : {1, 16}) {
+    for (int B : {1, 16, 128}) {
         for (int w : {0, W}) {
             int pos = 8191, slots = w ? M + w + 1 : pos + 1;
             std::vector<void *> kc(B), vc(B);
@@ -962,6 +998,32 @@ static void bench(Rng &rng) {
                    fmt("B=%d pos=%d W=%d", B, pos, w).c_str(), ms, bytes / (ms * 1e-3) / 1e9,
                    hk_attn_decode_splits(B, pos, nh, nkv, dv, M, w, ws, wsb));
         }
+    }
+    // projections of a decode step: the weight-streaming kernel against cuBLASLt (HYMEVAL_GEMV=0)
+    {
+        hk_gemm *gv = nullptr, *gl = nullptr;
+        setenv("HYMEVAL_GEMV", "0", 1);
+        int bad = hk_gemm_create(&gl, 0);
+        unsetenv("HYMEVAL_GEMV");
+        bad = bad || hk_gemm_create(&gv, 0);
+        struct Shape { int in, out; const char *what; };
+        for (const Shape &sh : {Shape{1600, 8960, "in_proj"}, Shape{5504, 1600, "mlp down"}, Shape{1600, 11008, "mlp in"}})
+            for (int rows : {1, 2, 4, 8}) {
+                if (bad) break;
+                void *w = dev_rand((size_t)sh.in * sh.out), *x = dev_rand((size_t)rows * sh.in);
+                void *y = dmalloc((size_t)rows * sh.out * 2);
+                double ms[2];
+                hk_gemm *gs[2] = {gv, gl};
+                for (int k = 0; k < 2; k++)
+                    ms[k] = median_ms([&] { LAUNCH(hk_gemm_run(gs[k], d, y, sh.out, x, sh.in, w, sh.in, nullptr, rows,
+                                                               sh.in, sh.out, g_stream)); });
+                double bytes = (double)sh.in * sh.out * 2;
+                printf("%-13s %-46s %9.3f  %.0f GB/s of weights (cuBLASLt: %.3f ms, %.0f GB/s)\n", "gemm",
+                       fmt("%s rows=%d in=%d out=%d", sh.what, rows, sh.in, sh.out).c_str(), ms[0],
+                       bytes / (ms[0] * 1e-3) / 1e9, ms[1], bytes / (ms[1] * 1e-3) / 1e9);
+            }
+        hk_gemm_destroy(gv);
+        hk_gemm_destroy(gl);
     }
     // SSM branch
     void *x = dev_rand((size_t)S * I), *xc = dmalloc((size_t)S * I * 2), *cw = dev_rand((size_t)I * 4);
@@ -1067,6 +1129,7 @@ int main(int argc, char **argv) {
     test_mlp(rng);
     test_conv1d(rng);
     test_scan(rng);
+    test_argmax(rng);
     test_attn_prefill(rng);
     test_attn_prefill_cached(rng);
     test_attn_decode(rng);

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), in the repository root, with dist/
+# carried (bash scripts/build_cuda.sh here first). Every step logs to $OUT:
+#   kernels.log  test_kernels (every kernel vs its CPU reference) + --bench
+#   backend.log  test_backend (whole backend vs the CPU engine, tiny models)
+#   logits.log   three-way logits of models/default (PyTorch, CPU, CUDA)
+#   bench_*.json hymeval bench --profile on a random Hymba-1.5B
+#   ncu.log      Nsight Compute on the attention kernels of test_kernels --bench
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu; default: the first four)
+set -uo pipefail
+out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
+bin=dist/hymeval-cuda
+steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(kernels backend logits bench)
+big=/tmp/h15
+make_big() { [ -f "$big/config.json" ] || "$bin/hymeval" init-model --config models/configs/hymba-1.5b.json --out "$big" >/dev/null; }
+for step in "${steps[@]}"; do
+  t0=$(date +%s)
+  case "$step" in
+    kernels) { "$bin/test_kernels"; "$bin/test_kernels" --bench; } >"$out/kernels.log" 2>&1 ;;
+    backend) "$bin/test_backend" --bin "$bin/hymeval" >"$out/backend.log" 2>&1 ;;
+    logits) python3 tools/train/check_logits.py models/default --hymeval "$bin/hymeval" --device cpu --device cuda >"$out/logits.log" 2>&1 ;;
+    bench)
+      make_big
+      # the figures (decode steps replay their CUDA graph), then where the time goes (--profile)
+      "$bin/hymeval" bench "$big" --batch 1 --context 8192 --decode 128 --json >"$out/bench_b1.json" 2>"$out/bench.err"
+      "$bin/hymeval" bench "$big" --batch 128 --context 8192 --decode 32 --repeats 2 --json >"$out/bench_b128.json" 2>>"$out/bench.err"
+      "$bin/hymeval" bench "$big" --batch 128 --context 8192 --decode 16 --repeats 1 --profile --json >"$out/bench_b128_profile.json" 2>>"$out/bench.err" ;;
+    grid)
+      make_big
+      for ctx in 1024 4096 8192 32768; do for b in 1 8 32 128; do
+        "$bin/hymeval" bench "$big" --batch "$b" --context "$ctx" --decode 16 --repeats 1 --json 2>&1 | tr -d '\n'; echo
+      done; done >"$out/grid.jsonl" ;;
+    ncu)
+      ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      sections="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SchedulerStats"
+      { "$ncu" -k prefill_kernel --launch-skip 4 --launch-count 1 $sections "$bin/test_kernels" --small --bench
+        "$ncu" -k decode_kernel --launch-skip 64 --launch-count 1 $sections "$bin/test_kernels" --small --bench
+      } >"$out/ncu.log" 2>&1 ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+  echo "== $step rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$out/steps.log"
+done
