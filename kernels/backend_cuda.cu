@@ -45,6 +45,7 @@
 extern "C" {  // the engine's headers are C
 #include "backend.h"
 #include "bf16.h"
+#include "observe.h"
 }
 #include "backend_cuda.h"
 
@@ -146,6 +147,8 @@ struct Impl {
     void *lm_in, *lm_out;
     float *lm_f32, *lm_host;  // lm_host: pinned
     float *lm_top;            // [kLmRows][2] greedy id and logit per row (LOGITS_TOP1)
+    float *obs_rows;          // observer only: attention scores | probabilities of a batch of rows
+    size_t obs_bytes;
     void *scan_ws, *dec_ws;
     size_t scan_ws_bytes, dec_ws_bytes;
 
@@ -522,11 +525,64 @@ struct Pass {
     void *scan_ws;                             // chunked-scan workspace of im->scan_ws_bytes, or NULL
     void *const *tbl;                          // device [L][4][B]: k, v, conv, ssm per layer and sequence
     const int *ids, *cu, *pos0, *rowpos, *ropepos, *rows;  // device; ropepos = rowpos + the model's position_offset
+    const int *h_rowpos;                       // host copy of rowpos (the observer's positions)
     void *const *table(int l, int j) const { return tbl + (size_t)(l * 4 + j) * B; }
 };
 
+// The model's observer (engine/observe.h) wants attention rows: then passes
+// report them (observe_attn) and never run as a graph. Only attn_row is
+// offered on the GPU (rope_drift); the other callbacks are CPU-forward only.
+bool observing(const Impl *im) { return im->m->observer && im->m->observer->attn_row; }
+
+// Hands layer l's attention rows of this pass to the observer, as the CPU
+// forward does (key order, positions, scores and softmax): a measurement
+// path that waits for the device after each batch of rows.
+int observe_attn(Impl *im, const Pass &ps, int l, const void *q, int ldq, const void *kv, int ldkv, int window,
+                 float scale, Err *err) {
+    const HymbaObserver *obs = im->m->observer;
+    const int nh = im->nh, M = im->M;
+    const int cap = window > 0 ? std::min(ps.max_pos + 1, M + window + 1) : ps.max_pos + 1;
+    const size_t per_row = (size_t)nh * cap;
+    const int batch = (int)std::min<size_t>((size_t)ps.T, std::max<size_t>(1, ((size_t)4 << 20) / per_row));
+    const size_t need = 2 * sizeof(float) * (size_t)batch * per_row;
+    if (need > im->obs_bytes) {
+        dev_free(im, im->obs_rows, im->obs_bytes);
+        im->obs_rows = nullptr, im->obs_bytes = 0;
+        if (dev_alloc(im, (void **)&im->obs_rows, need, "observer rows", err)) return -1;
+        im->obs_bytes = need;
+    }
+    float *d_scores = im->obs_rows, *d_probs = im->obs_rows + (size_t)batch * per_row;
+    std::vector<float> host(2 * (size_t)batch * per_row);
+    std::vector<int> key_pos((size_t)cap);
+    cudaStream_t st = im->stream;
+    for (int r0 = 0; r0 < ps.T; r0 += batch) {
+        const int n = std::min(batch, ps.T - r0);
+        HKR(hk_attn_rows(im->dt, d_scores, d_probs, cap, q, ldq, kv, ldkv, (const void *const *)ps.table(l, 0), im->kw,
+                         ps.decode ? nullptr : ps.cu, ps.pos0, ps.rowpos, ps.B, r0, n, nh, im->nkv, im->dk, M, window,
+                         scale, st));
+        CU(cudaMemcpyAsync(host.data(), d_scores, (size_t)n * per_row * 4, cudaMemcpyDeviceToHost, st));
+        CU(cudaMemcpyAsync(host.data() + (size_t)batch * per_row, d_probs, (size_t)n * per_row * 4,
+                           cudaMemcpyDeviceToHost, st));
+        CU(cudaStreamSynchronize(st));
+        for (int i = 0; i < n; i++) {
+            const int p = ps.h_rowpos[r0 + i];
+            const int meta_end = std::min(M, p + 1), band_start = window > 0 ? std::max(M, p - window) : M;
+            int nk = 0;
+            for (int kp = 0; kp < meta_end; kp++) key_pos[nk++] = kp;
+            for (int kp = band_start; kp <= p; kp++) key_pos[nk++] = kp;
+            for (int h = 0; h < nh; h++) {
+                const size_t off = ((size_t)i * nh + h) * cap;
+                obs->attn_row(obs->user, l, h, p, nk, key_pos.data(), host.data() + off,
+                              host.data() + (size_t)batch * per_row + off);
+            }
+        }
+    }
+    return 0;
+}
+
 // All device work of a pass from the embeddings to the final norm (no
-// synchronisation, no allocation: a decode pass is captured into a graph).
+// synchronisation, no allocation: a decode pass is captured into a graph;
+// an observed pass, observe_attn, is the exception).
 int pass_layers(Impl *im, const Pass &ps, Err *err) {
     const HymbaConfig *c = im->cfg;
     const hk_dtype d = im->dt;
@@ -585,6 +641,9 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                                            (const void *const *)ps.table(l, 1), im->vw, ps.pos0, ps.cu, B, max_len,
                                            im->nh, im->nkv, im->dk, im->dv, im->M, window, scale, st));
             }
+            if (observing(im) &&
+                observe_attn(im, ps, l, proj + (size_t)sp.q * es, rows, kvb, kv_ld, window, scale, err))
+                return -1;
         }
 
         if (layer_has_ssm(c, l)) {
@@ -768,6 +827,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
     ps.ids = (const int *)ints_d;
     ps.cu = ps.ids + T, ps.pos0 = ps.cu + B + 1, ps.rowpos = ps.pos0 + B, ps.ropepos = ps.rowpos + T;
     ps.rows = ps.ropepos + T;
+    ps.h_rowpos = h_rowpos;
 
     // workspaces are sized here, before any capture
     if (ps.decode) {
@@ -782,7 +842,7 @@ int run_pass(Impl *im, const Piece *pc, int B, Sequence *const *seqs, const int3
 
     int lm_done = 0;  // wanted rows whose logits are already on their way to lm_host
     int graphed = 1;
-    if (ps.decode && im->use_graphs && !im->profiling && ps.n_rows <= kLmRows) {
+    if (ps.decode && im->use_graphs && !im->profiling && !observing(im) && ps.n_rows <= kLmRows) {
         graphed = run_decode_graph(im, ps, err);
         if (graphed < 0) return -1;
         if (graphed == 0) lm_done = ps.n_rows;
@@ -831,6 +891,19 @@ int run_pieces(Impl *im, Sequence *const *seqs, const int32_t *const *ids, const
 
 Sequence *cuda_begin(Backend *b, Err *err) {
     Impl *im = impl_of(b);
+    if (observing(im) && im->M > 0) {
+        // the observer sees the meta rows too (as model_begin does on the CPU): run them, no copy
+        Sequence *s = seq_new(im, im->M + 1, err);
+        if (!s) return nullptr;
+        Sequence *seqs[1] = {s};
+        int len = im->M;
+        if (run_pieces(im, seqs, nullptr, &len, 1, LOGITS_NONE, nullptr, err)) {
+            seq_free(im, s);
+            err_prefix(err, "the meta tokens, observed");
+            return nullptr;
+        }
+        return s;
+    }
     if (im->prefix && im->prefix_offset != im->m->position_offset) {
         seq_free(im, im->prefix);  // the meta tokens' keys were rotated at the old positions
         im->prefix = nullptr;
@@ -881,6 +954,10 @@ int cuda_forward(Backend *b, Sequence *const *seqs, const int32_t *const *ids, c
     Impl *im = impl_of(b);
     if (n < 0 || (n > 0 && (!seqs || !ids || !lens))) return err_set(err, "forward: bad arguments");
     if (want != LOGITS_NONE && !logits) return err_set(err, "forward: logits wanted but no output given");
+    const HymbaObserver *obs = im->m->observer;
+    if (obs && (obs->ssm_token || obs->hidden))
+        return err_set(err, "the CUDA backend reports attention rows to an observer, not SSM tokens or hidden states "
+                            "(those measurements run on the CPU forward)");
     for (int i = 0; i < n; i++) {
         if (lens[i] < 0) return err_set(err, "forward: sequence %d has a negative length", i);
         if (lens[i] > 0 && want != LOGITS_NONE && !logits[i]) return err_set(err, "forward: no logits buffer for %d", i);
@@ -908,6 +985,7 @@ void impl_free(Impl *im) {
     dev_free(im, im->lm_out, lr * im->V * im->es);
     dev_free(im, im->lm_f32, lr * im->V * 4);
     dev_free(im, im->lm_top, lr * 2 * 4);
+    dev_free(im, im->obs_rows, im->obs_bytes);
     if (im->lm_host) cudaFreeHost(im->lm_host);
     dev_free(im, im->scan_ws, im->scan_ws_bytes);
     dev_free(im, im->dec_ws, im->dec_ws_bytes);

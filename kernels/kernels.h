@@ -57,6 +57,20 @@ int hk_embed(hk_dtype dtype, void *out, int ldo, const int *ids, const int *cu_t
 int hk_gather_rows(hk_dtype dtype, void *out, int ldo, const void *in, int ldi, const int *rows, int n, int width,
                    cudaStream_t stream);
 
+/* ---- attn_rows.cu ------------------------------------------------------ */
+
+/* The observer's attention rows (engine/observe.h) for rows r0 .. r0+nrows-1
+   of a pass: scores[i][h][0..n) = q.k * scale over the row's n visible keys
+   (meta keys, then text keys in position order) and probs[i][h] their
+   softmax; rows of cap floats. q: the rotated query rows; keys before a
+   sequence's pos0 (prefill, cu given) come from k_cache[b] (ring slots as
+   hk_kv_store writes them), the others from the pass rows kv (row cu[b] +
+   position - pos0[b]); in decode (cu NULL) row b is sequence b and every key
+   is in the cache. */
+int hk_attn_rows(hk_dtype dtype, float *scores, float *probs, int cap, const void *q, int ldq, const void *kv, int ldkv,
+                 const void *const *k_cache, int ldkc, const int *cu, const int *pos0, const int *rowpos, int B, int r0,
+                 int nrows, int nh, int nkv, int dk, int M, int window, float scale, cudaStream_t stream);
+
 /* ---- argmax.cu --------------------------------------------------------- */
 
 /* out[2i] = the index of row i's largest of `width` values (the first one

@@ -6,7 +6,8 @@
 #   logits.log   three-way logits of models/default (PyTorch, CPU, CUDA)
 #   bench_*.json hymeval bench --profile on a random Hymba-1.5B
 #   ncu.log      Nsight Compute on the attention kernels of test_kernels --bench
-# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu; default: the first four)
+#   drift.log    rope_drift of models/default on the GPU and on the CPU, side by side
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
@@ -36,6 +37,21 @@ for step in "${steps[@]}"; do
       { "$ncu" -k prefill_kernel --launch-skip 4 --launch-count 1 $sections "$bin/test_kernels" --small --bench
         "$ncu" -k decode_kernel --launch-skip 64 --launch-count 1 $sections "$bin/test_kernels" --small --bench
       } >"$out/ncu.log" 2>&1 ;;
+    drift)
+      set_args=(--set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]')
+      for dev in cuda cpu; do
+        "$bin/hymeval" drift models/default --device "$dev" --out "/tmp/drift-$dev" "${set_args[@]}" >/dev/null 2>"$out/drift-$dev.err"
+      done
+      python3 - >"$out/drift.log" 2>&1 <<'PY'
+import json
+rows = {}
+for dev in ("cuda", "cpu"):
+    for m in json.load(open(f"/tmp/drift-{dev}/summary.json"))["metrics"]:
+        rows.setdefault((m["metric"], m["group"]), {})[dev] = m["value"]
+for (metric, group), v in sorted(rows.items()):
+    print(f"{metric:32s} {group:12s} cuda {v.get('cuda', float('nan')):12.5g} cpu {v.get('cpu', float('nan')):12.5g}")
+PY
+      ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
   echo "== $step rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$out/steps.log"

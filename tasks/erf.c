@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "haystack.h"
 #include "observe.h"
 
@@ -146,6 +147,17 @@ HymbaModel *measure_model_at(const MeasureEnv *env, Precision p, int *owned, Err
     HymbaModel *m = model_load(env->model->dir, p, err);
     *owned = m != NULL;
     return m;
+}
+
+Backend *measure_backend_on(const MeasureEnv *env, HymbaModel *m, Backend **owned, Err *err) {
+    *owned = NULL;
+    if (!env->backend_at) return *owned = backend_cpu_open(m, err);
+    Backend *b = env->backend_at(env->user, (int)m->precision, err);
+    if (b && b->model != m) {
+        err_set(err, "internal error: the run's backend at %s is on another model", precision_name(m->precision));
+        return NULL;
+    }
+    return b;
 }
 
 int measure_no_score(const TaskDef *t, const Example *ex, const Prediction *p, Scores *out, Err *err) {

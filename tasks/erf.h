@@ -44,6 +44,10 @@ extern const char *const measure_sources[]; /* {"prose", "random", NULL} */
    the caller's (env->model_at), else loaded here (*owned = 1: the caller
    model_free()s it). */
 HymbaModel *measure_model_at(const MeasureEnv *env, Precision p, int *owned, Err *err);
+/* A backend on m (a model measure_model_at gave): the run's, on its device,
+   when the run offers one (env->backend_at), else a CPU backend opened here
+   and left in *owned for the caller to close. */
+struct Backend *measure_backend_on(const MeasureEnv *env, HymbaModel *m, struct Backend **owned, Err *err);
 
 /* A mixed 64-bit seed from a task seed and two small integers. */
 uint64_t measure_seed(uint64_t seed, uint64_t a, uint64_t b);

@@ -116,13 +116,7 @@ static int generate_shifted(const MeasureEnv *env, HymbaModel *m, int shift, con
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int rc = -1;
-    Backend *b = env->backend_at ? env->backend_at(env->user, (int)m->precision, err) : NULL;
-    Backend *own = b || env->backend_at ? NULL : backend_cpu_open(m, err);
-    if (!b) b = own;
-    if (b && b->model != m) {
-        err_set(err, "internal error: niah_shift got a backend on another model");
-        b = NULL;
-    }
+    Backend *own = NULL, *b = measure_backend_on(env, m, &own, err);
     if (b && tokenizer_encode(m->tok, ex->prompt, strlen(ex->prompt), ex->add_bos, &ids, &n_ids, err) == 0) {
         GenerateOptions opt = {ex->max_new_tokens, (const char *const *)ex->stop, ex->n_stop, 1, NULL, NULL};
         rc = generate_greedy(b, ids, (int)n_ids, &opt, res, err);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "erf.h"
+#include "backend.h"
 #include "model.h"
 #include "observe.h"
 #include "task.h"
@@ -315,14 +316,23 @@ static void sums_add(Sums *s, const Lock *k, int r, int n, const float *ref_logi
     }
 }
 
+/* A run: a backend (the CPU forward, or the GPU's, which reports the same
+   attention rows) and the shift of every position id. */
 typedef struct {
-    HymbaModel *m;
+    Backend *b;
     int offset;
 } Run;
 
 static void run_select(const Run *r, const HymbaObserver *obs) {
-    r->m->observer = obs;
-    r->m->position_offset = r->offset;
+    r->b->model->observer = obs;
+    r->b->model->position_offset = r->offset;
+}
+
+static void run_reset(const Run *r) { r->b->model->observer = NULL, r->b->model->position_offset = 0; }
+
+/* Feeds n tokens to *s with every row's logits (the observer sees the rows). */
+static int run_feed(const Run *r, Sequence **s, const int32_t *ids, int n, float *logits, Err *err) {
+    return r->b->forward(r->b, s, &ids, &n, 1, LOGITS_ALL, &logits, err);
 }
 
 static void lock_clear(Lock *k) {
@@ -336,49 +346,49 @@ static void lock_clear(Lock *k) {
 /* The reference run and n compared runs over one sequence, chunk by chunk. */
 static int lockstep(Lock *k, Run ref, const Run *runs, int n, const int32_t *ids, int T, Sums *s, Err *err) {
     HymbaObserver obs = {.user = k, .attn_row = lock_attn_row};
-    SeqCache rcache, *caches = calloc((size_t)n, sizeof *caches);
+    Sequence *rseq = NULL, **seqs = calloc((size_t)n, sizeof *seqs);
     float *ref_logits = malloc(sizeof(float) * (size_t)k->rows * k->V);
     float *logits = malloc(sizeof(float) * (size_t)k->rows * k->V);
-    int begun = 0, ref_begun = 0, rc = -1;
-    if (!caches || !ref_logits || !logits) {
+    int rc = -1;
+    if (!seqs || !ref_logits || !logits) {
         err_set(err, "out of memory");
         goto done;
     }
-    /* the meta tokens: model_begin runs them with the observer set */
+    /* the meta tokens: begin runs them with the observer set */
     k->row0 = 0;
     k->storing = 1;
     run_select(&ref, &obs);
-    if (model_begin(ref.m, &rcache, err)) goto done;
-    ref_begun = 1;
-    for (; begun < n; begun++) {
+    if (!(rseq = ref.b->begin(ref.b, err))) goto done;
+    for (int r = 0; r < n; r++) {
         k->storing = 0;
         lock_clear(k);
-        run_select(&runs[begun], &obs);
-        if (model_begin(runs[begun].m, &caches[begun], err)) goto done;
-        sums_add(s, k, begun, k->M, NULL, NULL);
+        run_select(&runs[r], &obs);
+        if (!(seqs[r] = runs[r].b->begin(runs[r].b, err))) goto done;
+        sums_add(s, k, r, k->M, NULL, NULL);
     }
     for (int start = 0; start < T;) {
         int len = T - start < k->rows ? T - start : k->rows;
         k->row0 = k->M + start;
         k->storing = 1;
         run_select(&ref, &obs);
-        if (model_forward(ref.m, &rcache, ids + start, len, LOGITS_ALL, ref_logits, err)) goto done;
+        if (run_feed(&ref, &rseq, ids + start, len, ref_logits, err)) goto done;
         for (int r = 0; r < n; r++) {
             k->storing = 0;
             lock_clear(k);
             run_select(&runs[r], &obs);
-            if (model_forward(runs[r].m, &caches[r], ids + start, len, LOGITS_ALL, logits, err)) goto done;
+            if (run_feed(&runs[r], &seqs[r], ids + start, len, logits, err)) goto done;
             sums_add(s, k, r, len, ref_logits, logits);
         }
         start += len;
     }
     rc = 0;
 done:
-    ref.m->observer = NULL, ref.m->position_offset = 0;
-    for (int r = 0; r < n; r++) runs[r].m->observer = NULL, runs[r].m->position_offset = 0;
-    if (ref_begun) cache_free(&rcache);
-    for (int r = 0; r < begun; r++) cache_free(&caches[r]);
-    free(caches), free(ref_logits), free(logits);
+    run_reset(&ref);
+    for (int r = 0; r < n; r++) run_reset(&runs[r]);
+    if (rseq) ref.b->release(ref.b, rseq);
+    for (int r = 0; seqs && r < n; r++)
+        if (seqs[r]) runs[r].b->release(runs[r].b, seqs[r]);
+    free(seqs), free(ref_logits), free(logits);
     return rc;
 }
 
@@ -482,6 +492,7 @@ static int drift_measure(const TaskDef *t, const MeasureEnv *env, const Example 
     const HymbaConfig *cfg = &m->cfg;
     const int T = p.length, L = cfg->n_layers, nd = p.n_deltas, S = cfg->n_meta + T;
     HymbaModel *mm = NULL, *fp = NULL;
+    Backend *bm = NULL, *bfp = NULL, *own_bm = NULL, *own_bfp = NULL;
     int own_mm = 0, own_fp = 0, rc = -1, have_lock = 0, have_curves = 0, have_pos = 0;
     int saved_offset = m->position_offset;
     const HymbaObserver *saved_obs = m->observer;
@@ -493,6 +504,9 @@ static int drift_measure(const TaskDef *t, const MeasureEnv *env, const Example 
     double vs_total = 0;
     if (!(mm = measure_model_at(env, mode, &own_mm, err))) goto done;
     if (mode != PREC_FP32 && !(fp = measure_model_at(env, PREC_FP32, &own_fp, err))) goto done;
+    /* the runs go through the run's backend (the GPU reports the same attention rows) */
+    if (!(bm = measure_backend_on(env, mm, &own_bm, err))) goto done;
+    if (fp && !(bfp = measure_backend_on(env, fp, &own_bfp, err))) goto done;
     if (lock_init(&lock, cfg, T, p.chunk, err)) goto done;
     have_lock = 1;
     if (curves_init(&cv, nd, L)) {
@@ -507,14 +521,14 @@ static int drift_measure(const TaskDef *t, const MeasureEnv *env, const Example 
         err_set(err, "out of memory");
         goto done;
     }
-    for (int d = 0; d < nd; d++) runs[d] = (Run){mm, p.deltas[d]};
+    for (int d = 0; d < nd; d++) runs[d] = (Run){bm, p.deltas[d]};
     for (int seq = 0; seq < p.num_sequences; seq++) {
         free(ids);
         ids = NULL;
         if (measure_sequence(m, p.source, measure_seed(t->seed, (uint64_t)T, (uint64_t)seq), T, &ids, err)) goto done;
         Sums s;
         if (sums_init(&s, nd, L, p.bins, S, err)) goto done;
-        if (lockstep(&lock, (Run){mm, p.delta2}, runs, nd, ids, T, &s, err)) {
+        if (lockstep(&lock, (Run){bm, p.delta2}, runs, nd, ids, T, &s, err)) {
             sums_free(&s);
             goto done;
         }
@@ -526,8 +540,8 @@ static int drift_measure(const TaskDef *t, const MeasureEnv *env, const Example 
         curves_add(&cv, &s, cfg);
         sums_free(&s);
         if (fp) { /* the plain BF16-vs-FP32 difference at Δ = 0, by absolute position */
-            Run bf = {mm, 0};
-            if (lockstep(&lock, (Run){fp, 0}, &bf, 1, ids, T, &pos, err)) goto done;
+            Run bf = {bm, 0};
+            if (lockstep(&lock, (Run){bfp, 0}, &bf, 1, ids, T, &pos, err)) goto done;
         }
     }
     /* means over sequences */
@@ -638,6 +652,8 @@ done:
     if (have_pos) sums_free(&pos);
     free(runs);
     free(ids);
+    backend_close(own_bm);
+    backend_close(own_bfp);
     if (own_mm) model_free(mm);
     if (own_fp) model_free(fp);
     m->position_offset = saved_offset;

@@ -34,7 +34,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -43,6 +46,7 @@ extern "C" {
 #include "backend.h"
 #include "generate.h"
 #include "model.h"
+#include "observe.h"
 }
 #include "backend_cuda.h"
 
@@ -287,6 +291,95 @@ static void offset_check(const std::string &name, HymbaModel *mf, HymbaModel *mb
     }
 }
 
+// The observer's attention rows (rope_drift's input) from the CUDA backend
+// against the CPU forward's, in fp32: same key positions, scores and
+// probabilities within 1e-4, for the meta rows (begin), a prefill in two
+// chunks (the second continues the cache, crossing the window) and decode
+// steps; and every (layer, head, position) the CPU reports, the GPU reports.
+struct RowLog {
+    std::mutex mu;  // the CPU forward calls from its OpenMP threads
+    std::map<std::tuple<int, int, int>, std::pair<std::vector<int>, Vec>> rows;  // (layer, head, pos) -> keys, scores|probs
+    static void attn_row(void *user, int layer, int head, int q_pos, int n_keys, const int *key_pos,
+                         const float *scores, const float *probs) {
+        RowLog *log = (RowLog *)user;
+        Vec v(scores, scores + n_keys);
+        v.insert(v.end(), probs, probs + n_keys);
+        std::lock_guard<std::mutex> lock(log->mu);
+        log->rows[{layer, head, q_pos}] = {std::vector<int>(key_pos, key_pos + n_keys), v};
+    }
+};
+
+static void observer_rows(const std::string &name, HymbaModel *mf, Rng &rng) {
+    bool any_attn = false;
+    for (int l = 0; l < mf->cfg.n_layers; l++) any_attn |= layer_has_attn(&mf->cfg, l);
+    if (!any_attn) return;
+    const int V = mf->cfg.vocab_size;
+    Ids p = rng.ids(150, V);
+    RowLog logs[2];
+    Err err;
+    for (int k = 0; k < 2; k++) {
+        HymbaObserver obs{};
+        obs.user = &logs[k];
+        obs.attn_row = RowLog::attn_row;
+        Backend *b = k == 0 ? backend_cpu_open(mf, &err) : open_cuda(mf);
+        if (!b) die("backend_cpu_open", err);
+        mf->observer = &obs;
+        Sequence *s = b->begin(b, &err);
+        if (!s) die("begin (observed)", err);
+        Vec logits((size_t)p.size() * V);
+        const int cuts[4] = {0, 100, 148, 150};  // two prefill chunks, then two decode steps
+        for (int c = 0; c < 3; c++) {
+            if (c == 2) {
+                for (int t = cuts[2]; t < cuts[3]; t++) {
+                    const int32_t *id = &p[t];
+                    int one = 1;
+                    float *row = &logits[(size_t)t * V];
+                    if (b->forward(b, &s, &id, &one, 1, LOGITS_LAST, &row, &err)) die("decode (observed)", err);
+                }
+                continue;
+            }
+            const int32_t *id = &p[cuts[c]];
+            int len = cuts[c + 1] - cuts[c];
+            float *row = &logits[(size_t)cuts[c] * V];
+            if (b->forward(b, &s, &id, &len, 1, LOGITS_ALL, &row, &err)) die("forward (observed)", err);
+        }
+        b->release(b, s);
+        mf->observer = nullptr;
+        backend_close(b);
+    }
+    double max_diff[2] = {0, 0}, max_ref[2] = {0, 0};  // scores, probabilities
+    size_t missing = 0, keys_differ = 0, compared = 0;
+    for (auto &kv : logs[0].rows) {
+        auto it = logs[1].rows.find(kv.first);
+        if (it == logs[1].rows.end()) {
+            missing++;
+            continue;
+        }
+        if (it->second.first != kv.second.first) {
+            keys_differ++;
+            continue;
+        }
+        const Vec &r = kv.second.second, &g = it->second.second;
+        for (size_t i = 0; i < r.size(); i++) {
+            const int part = i >= r.size() / 2;
+            double d = fabs((double)g[i] - r[i]);
+            if (!(d <= max_diff[part])) max_diff[part] = d;  // NaN propagates
+            max_ref[part] = std::max(max_ref[part], fabs((double)r[i]));
+        }
+        compared++;
+    }
+    double rel_s = max_ref[0] > 0 ? max_diff[0] / max_ref[0] : INFINITY;
+    double rel_p = max_ref[1] > 0 ? max_diff[1] / max_ref[1] : INFINITY;
+    double rel = std::max(rel_s, rel_p);
+    char d[200];
+    snprintf(d, sizeof d, "%zu rows (cpu %zu, cuda %zu), missing %zu, keys differ %zu, rel scores %.2e probs %.2e",
+             compared, logs[0].rows.size(), logs[1].rows.size(), missing, keys_differ, rel_s, rel_p);
+    report_flag(name, "observer rows: cuda == cpu (fp32)",
+                compared > 0 && missing == 0 && keys_differ == 0 && logs[1].rows.size() == logs[0].rows.size() &&
+                    rel < 1e-4,
+                d);
+}
+
 // GPU self-consistency in fp32 on one model.
 static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int long_len) {
     const int V = mf->cfg.vocab_size;
@@ -497,6 +590,7 @@ int main(int argc, char **argv) {
         parity(name, mf, mb, true, prompts);
         consistency(name, mf, rng, 300);
         offset_check(name, mf, mb, rng.ids(64, V));
+        observer_rows(name, mf, rng);
         generation(name, mf, rng);
         model_free(mf);
         model_free(mb);
