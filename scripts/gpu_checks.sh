@@ -7,7 +7,9 @@
 #   bench_*.json hymeval bench --profile on a random Hymba-1.5B
 #   ncu.log      Nsight Compute on the attention kernels of test_kernels --bench
 #   drift.log    rope_drift of models/default on the GPU and on the CPU, side by side
-# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift; default: the first four)
+#   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
+#                and memcheck over test_backend
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift sanitizer; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
@@ -37,6 +39,15 @@ for step in "${steps[@]}"; do
       { "$ncu" -k prefill_kernel --launch-skip 4 --launch-count 1 $sections "$bin/test_kernels" --small --bench
         "$ncu" -k decode_kernel --launch-skip 64 --launch-count 1 $sections "$bin/test_kernels" --small --bench
       } >"$out/ncu.log" 2>&1 ;;
+    sanitizer)
+      san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+      { for tool in memcheck racecheck synccheck; do
+          echo "== $tool: test_kernels --small"
+          "$san" --tool "$tool" --error-exitcode 99 "$bin/test_kernels" --small | tail -n 3; echo "rc=${PIPESTATUS[0]}"
+        done
+        echo "== memcheck: test_backend"
+        "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
+      } >"$out/sanitizer.log" 2>&1 ;;
     drift)
       set_args=(--set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]')
       for dev in cuda cpu; do
