@@ -14,9 +14,10 @@
    byte), with a mask marking the answer tokens.
 
 usage: data.py --hymeval build/hymeval --tokenizer DIR --work DIR --out FILE.npz
-               [--scale K] [--lengths 256,512,1024] [--seed S] [--text-only FILE]
---text-only writes the plain texts (one JSON string per line) instead, for
-training the tokenizer.
+               [--scale K] [--lengths 256,512,1024] [--seed S] [--only NAMES] [--text-only FILE]
+--only keeps the named tasks (variants such as single_1,kv, or the groups
+niah, recall, docs; default all). --text-only writes the plain texts (one JSON
+string per line) instead, for training the tokenizer.
 """
 import argparse
 import concurrent.futures
@@ -58,10 +59,18 @@ DOC_TASKS = [
 CHUNK = 10  # samples per gen-data call: one unfit example costs its chunk, not the task
 
 
-def task_lines(lengths, scale, seed):
+def selected(task, group, only):
+    """Whether --only keeps a task: by variant, or by group (niah: every NIAH
+    variant; recall: the recall tasks with lengths; docs: DOC_TASKS)."""
+    return not only or task.get("variant", task["kind"]) in only or group in only
+
+
+def task_lines(lengths, scale, seed, only=None):
     """Task lines for gen-data, each task cut into chunks of CHUNK samples with
-    seeds of their own."""
+    seeds of their own (an index i keeps its seeds whatever --only leaves out)."""
     for i, (task, per) in enumerate(TASKS):
+        if not selected(task, task["kind"], only):
+            continue
         usable = [n for n in lengths if n >= MIN_LENGTH.get(task["variant"], 0)]
         if not usable:
             continue
@@ -75,6 +84,8 @@ def task_lines(lengths, scale, seed):
             c += 1
             yield t
     for i, task in enumerate(DOC_TASKS):
+        if not selected(task, "docs", only):
+            continue
         yield dict(task, name="d%02d_%s" % (i, task.get("variant", task["kind"])), seed=seed + 50000 + i)
 
 
@@ -119,7 +130,10 @@ def build(args):
                     "--seed", str(args.seed), "--records", str(200 * args.scale),
                     "--passages", str(300 * args.scale)], check=True)
     lengths = [int(x) for x in args.lengths.split(",")]
-    tasks = list(task_lines(lengths, args.scale, args.seed))
+    only = set(args.only.split(",")) if args.only else None
+    tasks = list(task_lines(lengths, args.scale, args.seed, only))
+    if not tasks:
+        sys.exit("--only %s keeps no task" % args.only)
     # one gen-data process per task, as many at once as there are cores; the
     # rows are joined in task order, so the result does not depend on timing
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -144,6 +158,8 @@ def main():
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--lengths", default="256,512,1024")
     ap.add_argument("--seed", type=int, default=100003)
+    ap.add_argument("--only", help="comma-separated variants (single_1, kv, ...) or groups (niah, recall, docs) "
+                                   "to keep; default all")
     args = ap.parse_args()
     rows = build(args)
     rng = random.Random(args.seed)

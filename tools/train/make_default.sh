@@ -5,9 +5,10 @@
 # e.g.  bash tools/train/make_default.sh /tmp/train --time-limit 3000
 # Needs build/hymeval (bash scripts/build.sh; or HYMEVAL=path), PyTorch,
 # `tokenizers` and `safetensors`. SCALE and LENGTHS (environment) size the
-# data; the defaults are what the shipped model was trained on. CHECK_ARGS:
+# data, SEED and ONLY (data.py --seed, --only: e.g. niah,recall) choose it;
+# the defaults are what phases 1-2 were trained on. CHECK_ARGS:
 # extra check_logits.py options (e.g. --device cpu --device cuda). DATA_ONLY=1:
-# stop after the tokenizer and the data.
+# stop after the tokenizer and the data; CHECK=0: after the training.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${1:?usage: make_default.sh WORK [train.py options]}
@@ -28,9 +29,9 @@ if [ ! -f "$WORK/tokenizer/tokenizer.json" ]; then
 fi
 
 if [ ! -f "$WORK/train.npz" ]; then
-  echo "== training data (scale $SCALE, lengths $LENGTHS)"
+  echo "== training data (scale $SCALE, lengths $LENGTHS${SEED:+, seed $SEED}${ONLY:+, only $ONLY})"
   python3 tools/train/data.py --hymeval "$HYMEVAL" --tokenizer "$WORK/tokenizer" --work "$WORK/data" \
-      --scale "$SCALE" --lengths "$LENGTHS" --out "$WORK/train.npz"
+      --scale "$SCALE" --lengths "$LENGTHS" ${SEED:+--seed "$SEED"} ${ONLY:+--only "$ONLY"} --out "$WORK/train.npz"
 fi
 [ -n "${DATA_ONLY:-}" ] && exit 0
 
@@ -38,6 +39,7 @@ echo "== training"
 python3 tools/train/train.py --data "$WORK/train.npz" --config tools/train/model_config.json \
     --tokenizer "$WORK/tokenizer" --out "$WORK/run" "$@"
 
+[ "${CHECK:-1}" = 0 ] && exit 0  # CHECK=0: the caller runs the check itself
 echo "== PyTorch vs the C engine (FP32 logits)"
 python3 tools/train/check_logits.py "$WORK/run/model" --hymeval "$HYMEVAL" ${CHECK_ARGS:-}
 echo "== done: $WORK/run/model (copy it to models/default to ship it)"

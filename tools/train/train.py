@@ -18,6 +18,8 @@ Every --save-every seconds and at the end (or at --time-limit) it writes
 OUT/train_state.pt (model, optimiser, step, data order) and exports OUT/model
 (config.json, model.safetensors, tokenizer.json, tokenizer_config.json), so a
 run cut short loses at most that much and --resume continues it bit for bit.
+A batch that runs out of GPU memory is redone as 2, 4, ... micro-batches with
+the gradients accumulated (the same update), and so are the later ones.
 """
 import argparse
 import json
@@ -73,12 +75,20 @@ def lr_at(step, total, warmup, peak, time_progress=0.0):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def loss_fn(model, ids, weight):
+def loss_fn(model, ids, weight, total_weight=None):
+    """Weighted mean cross-entropy; with total_weight, this micro-batch's share
+    of the whole batch's mean (the shares' gradients add up to the batch's)."""
     logits = model(ids)
     ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                          reduction="none")
     w = weight[:, :-1].reshape(-1)
-    return (ce * w).sum() / w.sum(), logits
+    return (ce * w).sum() / (w.sum() if total_weight is None else total_weight), logits
+
+
+def split(idx, parts):
+    """A batch (ascending lengths) as up to `parts` runs of neighbours."""
+    n = len(idx)
+    return [p for p in (idx[k * n // parts:(k + 1) * n // parts] for k in range(parts)) if p]
 
 
 @torch.no_grad()
@@ -201,24 +211,45 @@ def main():
         export(model, config, args.tokenizer, os.path.join(args.out, "model"), args.dtype)
         print("saved at step %d%s" % (step, " (final)" if final else ""), flush=True)
 
-    last_save, t_run, tokens_at_start = time.time(), time.time(), seen_tokens
+    last_save, t_run, tokens_at_start, accum = time.time(), time.time(), seen_tokens, 1
     while step < len(plan):
         elapsed = train_seconds + time.time() - t_run
         time_progress = elapsed / args.schedule_seconds if args.schedule_seconds else 0.0
         lr = lr_at(step, len(plan), args.warmup, args.lr, time_progress)
         for g in opt.param_groups:
             g["lr"] = lr
-        ids, weight = collate(seqs, starts, plan[step], args.answer_weight, device, args.context_weight)
-        with autocast():
-            loss, _ = loss_fn(model, ids, weight)
+        # a batch that does not fit in GPU memory is redone as 2, 4, ... micro-batches
+        # (gradients accumulated, the same update up to rounding), and so is every later one
+        parts = [collate(seqs, starts, idx, args.answer_weight, device, args.context_weight)
+                 for idx in split(plan[step], accum)]
+        total_weight = sum(w[:, :-1].sum() for _, w in parts)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_value, oom = 0.0, False
+        try:
+            for ids, weight in parts:
+                with autocast():
+                    loss, _ = loss_fn(model, ids, weight, total_weight)
+                loss.backward()
+                loss_value += loss.item()
+        except torch.cuda.OutOfMemoryError:
+            if accum >= len(plan[step]):
+                raise
+            oom = True
+        if oom:
+            loss = ids = weight = parts = None
+            opt.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            accum *= 2
+            print("step %d: out of GPU memory; now %d micro-batches per step" % (step + 1, accum), flush=True)
+            continue
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
         opt.step()
         step += 1
-        seen_tokens += ids.numel()
-        rec = {"step": step, "loss": round(loss.item(), 5), "lr": lr, "gnorm": round(gnorm, 4),
+        seen_tokens += sum(ids.numel() for ids, _ in parts)
+        rec = {"step": step, "loss": round(loss_value, 5), "lr": lr, "gnorm": round(gnorm, 4),
                "tokens": seen_tokens, "seconds": round(time.time() - t_start, 1)}
+        if accum > 1:
+            rec["micro_batches"] = accum
         if step % args.eval_every == 0 or step == len(plan):
             rec["heldout_answer_loss"], rec["heldout_answer_exact"] = evaluate(model, seqs, starts, held_batches,
                                                                                device, autocast)
@@ -236,6 +267,8 @@ def main():
         if args.time_limit and time.time() - t_start > args.time_limit:
             break
     save(final=step >= len(plan))
+    if device.type == "cuda":
+        print("peak GPU memory %.1f GiB" % (torch.cuda.max_memory_allocated() / 2**30))
 
 
 if __name__ == "__main__":
