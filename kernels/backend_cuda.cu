@@ -46,6 +46,7 @@ extern "C" {  // the engine's headers are C
 #include "backend.h"
 #include "bf16.h"
 #include "observe.h"
+#include "ops_cpu.h"
 }
 #include "backend_cuda.h"
 
@@ -529,10 +530,62 @@ struct Pass {
     void *const *table(int l, int j) const { return tbl + (size_t)(l * 4 + j) * B; }
 };
 
-// The model's observer (engine/observe.h) wants attention rows: then passes
-// report them (observe_attn) and never run as a graph. Only attn_row is
-// offered on the GPU (rope_drift); the other callbacks are CPU-forward only.
-bool observing(const Impl *im) { return im->m->observer && im->m->observer->attn_row; }
+// The model's observer (engine/observe.h): passes report what it asks for
+// (observe_attn, observe_ssm, observe_hidden), waiting for the device, and
+// never run as a graph.
+bool observing(const Impl *im) {
+    const HymbaObserver *o = im->m->observer;
+    return o && (o->attn_row || o->ssm_token || o->hidden);
+}
+
+// rows x cols values of a device matrix (row pitch ld, the pass's dtype) as FP32 on the host.
+int download_rows(Impl *im, std::vector<float> &out, const void *src, int ld, int rows, int cols, Err *err) {
+    out.resize((size_t)rows * cols);
+    if (im->dt == HK_F32) {
+        CU(cudaMemcpy2DAsync(out.data(), (size_t)cols * 4, src, (size_t)ld * 4, (size_t)cols * 4, rows,
+                             cudaMemcpyDeviceToHost, im->stream));
+        CU(cudaStreamSynchronize(im->stream));
+        return 0;
+    }
+    std::vector<uint16_t> raw((size_t)rows * cols);
+    CU(cudaMemcpy2DAsync(raw.data(), (size_t)cols * 2, src, (size_t)ld * 2, (size_t)cols * 2, rows,
+                         cudaMemcpyDeviceToHost, im->stream));
+    CU(cudaStreamSynchronize(im->stream));
+    for (size_t i = 0; i < raw.size(); i++) out[i] = bf16_to_f32(raw[i]);
+    return 0;
+}
+
+// Hands the SSM layer l's tokens of this pass to the observer after its scan,
+// as the CPU forward does: delta = softplus(dt_proj output + dt_bias) in FP32
+// (the scan kernel forms the same inside), B and C after their norms, the
+// conv + SiLU output x, and A = -exp(A_log); rows in pass order (each
+// sequence's positions ascending).
+int observe_ssm(Impl *im, const Pass &ps, int l, const void *xdb, Err *err) {
+    const HymbaObserver *obs = im->m->observer;
+    const LayerWeights *w = &im->m->w.layers[l];
+    const int T = ps.T, I = im->I, N = im->N, R = im->R, XDB = im->XDB;
+    std::vector<float> x, dt, bc;
+    if (download_rows(im, x, im->xc, I, T, I, err) || download_rows(im, dt, im->delta, I, T, I, err) ||
+        download_rows(im, bc, xdb, XDB, T, XDB, err))
+        return -1;
+    for (int r = 0; r < T; r++) {
+        float *d = &dt[(size_t)r * I];
+        for (int c = 0; c < I; c++) d[c] = softplus(d[c] + w->dt_bias[c]);
+        const float *row = &bc[(size_t)r * XDB];
+        obs->ssm_token(obs->user, l, ps.h_rowpos[r], I, N, d, row + R, row + R + N, &x[(size_t)r * I], w->A);
+    }
+    return 0;
+}
+
+// Hands every row's final hidden state (after the final norm: the LM head's
+// input) to the observer, in pass order.
+int observe_hidden(Impl *im, const Pass &ps, Err *err) {
+    const HymbaObserver *obs = im->m->observer;
+    std::vector<float> u;
+    if (download_rows(im, u, im->u, im->H, ps.T, im->H, err)) return -1;
+    for (int r = 0; r < ps.T; r++) obs->hidden(obs->user, ps.h_rowpos[r], &u[(size_t)r * im->H], im->H);
+    return 0;
+}
 
 // Hands layer l's attention rows of this pass to the observer, as the CPU
 // forward does (key order, positions, scores and softmax): a measurement
@@ -641,7 +694,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                                            (const void *const *)ps.table(l, 1), im->vw, ps.pos0, ps.cu, B, max_len,
                                            im->nh, im->nkv, im->dk, im->dv, im->M, window, scale, st));
             }
-            if (observing(im) &&
+            if (observing(im) && im->m->observer->attn_row &&
                 observe_attn(im, ps, l, proj + (size_t)sp.q * es, rows, kvb, kv_ld, window, scale, err))
                 return -1;
         }
@@ -667,6 +720,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             HKR(hk_scan(d, im->ssm_y, I, im->xc, I, im->delta, I, w.dt_bias, w.A, xdb + (size_t)R * es, XDB,
                         xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows,
                         (float *const *)ps.table(l, 3), cu_arg, B, max_len, I, N, ws, ws ? im->scan_ws_bytes : 0, st));
+            if (observing(im) && im->m->observer->ssm_token && observe_ssm(im, ps, l, xdb, err)) return -1;
         }
 
         // f = fused norms of the branches present; tmp = out_proj f
@@ -701,9 +755,11 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                             ps.cu, ps.pos0, B, max_len, im->nkv, im->dk, im->dv, im->M, c->is_global[l] ? 0 : im->W,
                             st));
         }
-    if (ps.n_rows > 0 && prof_mark(im, PROF_NORM, err)) return -1;
-    if (ps.n_rows > 0)  // the final norm of every row (its input h += tmp is needed only here)
+    const bool hidden = observing(im) && im->m->observer->hidden;
+    if ((ps.n_rows > 0 || hidden) && prof_mark(im, PROF_NORM, err)) return -1;
+    if (ps.n_rows > 0 || hidden)  // the final norm of every row (its input h += tmp is needed only here)
         HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, im->final_norm, T, H, c->rms_eps, st));
+    if (hidden && observe_hidden(im, ps, err)) return -1;
     return 0;
 }
 
@@ -954,10 +1010,6 @@ int cuda_forward(Backend *b, Sequence *const *seqs, const int32_t *const *ids, c
     Impl *im = impl_of(b);
     if (n < 0 || (n > 0 && (!seqs || !ids || !lens))) return err_set(err, "forward: bad arguments");
     if (want != LOGITS_NONE && !logits) return err_set(err, "forward: logits wanted but no output given");
-    const HymbaObserver *obs = im->m->observer;
-    if (obs && (obs->ssm_token || obs->hidden))
-        return err_set(err, "the CUDA backend reports attention rows to an observer, not SSM tokens or hidden states "
-                            "(those measurements run on the CPU forward)");
     for (int i = 0; i < n; i++) {
         if (lens[i] < 0) return err_set(err, "forward: sequence %d has a negative length", i);
         if (lens[i] > 0 && want != LOGITS_NONE && !logits[i]) return err_set(err, "forward: no logits buffer for %d", i);

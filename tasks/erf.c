@@ -12,7 +12,7 @@
                     of the final hidden state at t; the smallest d holding 95 %
                     of the total influence.
    Also the shared helpers of the measurement kinds and effective_length()
-   (erf.h). Everything runs on the CPU forward (engine/model.c) through its
+   (erf.h). Everything runs through a backend's forward with the model's
    observer (engine/observe.h): rows are accumulated as the forward produces
    them, never stored as a matrix. */
 #include "erf.h"
@@ -455,19 +455,16 @@ static int erf_obs_init(ErfObs *o, const HymbaConfig *cfg, int T, const int *hid
     return 0;
 }
 
-/* Runs the whole sequence (meta prefix included) through m with observer o. */
-static int observed_pass(HymbaModel *m, ErfObs *o, const HymbaObserver *obs, int pass, const int32_t *ids, int T,
+/* Runs the whole sequence (meta prefix included) through b with observer o. */
+static int observed_pass(Backend *b, ErfObs *o, const HymbaObserver *obs, int pass, const int32_t *ids, int T,
                          Err *err) {
     o->pass = pass;
     memset(o->cum, 0, sizeof *o->cum * (size_t)o->L * o->I);
-    m->observer = obs;
-    SeqCache c;
-    int rc = model_begin(m, &c, err);
-    if (rc == 0) {
-        rc = model_forward(m, &c, ids, T, LOGITS_NONE, NULL, err);
-        cache_free(&c);
-    }
-    m->observer = NULL;
+    b->model->observer = obs;
+    Sequence *s = b->begin(b, err);
+    int rc = s ? b->forward(b, &s, &ids, &T, 1, LOGITS_NONE, NULL, err) : -1;
+    if (s) b->release(b, s);
+    b->model->observer = NULL;
     return rc;
 }
 
@@ -525,8 +522,9 @@ static int distance_grid(int dmax, int ppo, int **out, int *n) {
     return 0;
 }
 
-static int perturb_run(HymbaModel *m, const ErfParams *pp, const int32_t *ids, int T, const float *clean,
+static int perturb_run(Backend *b, const ErfParams *pp, const int32_t *ids, int T, const float *clean,
                        uint64_t seed, Perturb *out, Err *err) {
+    HymbaModel *m = b->model;
     const HymbaConfig *cfg = &m->cfg;
     const int M = cfg->n_meta, H = cfg->hidden_size, V = cfg->vocab_size, K = pp->targets;
     memset(out, 0, sizeof *out);
@@ -554,9 +552,9 @@ static int perturb_run(HymbaModel *m, const ErfParams *pp, const int32_t *ids, i
 
     /* the clean prefix advances once; each run forks it at t-d */
     int rc = 0, fed = 0;
-    SeqCache base;
     m->observer = NULL;
-    if (model_begin(m, &base, err)) {
+    Sequence *base = b->begin(b, err);
+    if (!base) {
         free(runs), free(buf), free(h);
         return -1;
     }
@@ -570,7 +568,9 @@ static int perturb_run(HymbaModel *m, const ErfParams *pp, const int32_t *ids, i
     for (int r = 0; r < n_runs && rc == 0; r++) {
         int p = runs[r].p, k = runs[r].target, t = out->targets[k];
         if (p > fed) {
-            rc = model_forward(m, &base, ids + fed, p - fed, LOGITS_NONE, NULL, err);
+            const int32_t *feed = ids + fed;
+            int n = p - fed;
+            rc = b->forward(b, &base, &feed, &n, 1, LOGITS_NONE, NULL, err);
             fed = p;
             if (rc) break;
         }
@@ -580,13 +580,18 @@ static int perturb_run(HymbaModel *m, const ErfParams *pp, const int32_t *ids, i
         if (repl == ids[p]) repl = V > 4 ? 3 + (repl - 3 + 1) % (V - 3) : (repl + 1) % V;
         buf[0] = repl;
         memcpy(buf + 1, ids + p + 1, sizeof *buf * (size_t)(t - p));
-        SeqCache fork;
-        if ((rc = cache_clone(&fork, &base, cfg, err))) break;
+        Sequence *fork = b->fork(b, base, err);
+        if (!fork) {
+            rc = -1;
+            break;
+        }
         hid_pos = M + t;
         m->observer = &obs;
-        rc = model_forward(m, &fork, buf, t - p + 1, LOGITS_NONE, NULL, err);
+        const int32_t *feed = buf;
+        int n = t - p + 1;
+        rc = b->forward(b, &fork, &feed, &n, 1, LOGITS_NONE, NULL, err);
         m->observer = NULL;
-        cache_free(&fork);
+        b->release(b, fork);
         if (rc) break;
         const float *ref = clean + (size_t)k * H;
         double num = 0, den = 0;
@@ -597,7 +602,7 @@ static int perturb_run(HymbaModel *m, const ErfParams *pp, const int32_t *ids, i
         }
         out->infl[(size_t)k * nd + runs[r].d_index] = den > 0 ? sqrt(num / den) : sqrt(num);
     }
-    cache_free(&base);
+    b->release(b, base);
     free(runs), free(buf), free(h);
     if (rc) return -1;
 
@@ -643,6 +648,12 @@ static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *e
     ErfObs o;
     Perturb pert = {0};
     int have_obs = 0, rc = -1;
+    /* The CPU forward (through the backend interface). The CUDA backend
+       reports SSM tokens and hidden states too (kernels/backend_cuda.cu),
+       but until test_backend has checked those against the CPU on a GPU,
+       ERF stays here. */
+    Backend *b = backend_cpu_open(m, err);
+    if (!b) goto done;
     if (!hid_pos) {
         err_set(err, "out of memory");
         goto done;
@@ -658,9 +669,9 @@ static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *e
     HymbaObserver obs1 = {.user = &o, .ssm_token = erf_ssm_token};
     HymbaObserver obs2 = {.user = &o, .attn_row = erf_attn_row, .ssm_token = any_ssm ? erf_ssm_token : NULL,
                           .hidden = erf_hidden};
-    if (any_ssm && observed_pass(m, &o, &obs1, 1, ids, T, err)) goto done;
-    if (observed_pass(m, &o, &obs2, 2, ids, T, err)) goto done;
-    if (pp.perturb && perturb_run(m, &pp, ids, T, o.hid, seed, &pert, err)) goto done;
+    if (any_ssm && observed_pass(b, &o, &obs1, 1, ids, T, err)) goto done;
+    if (observed_pass(b, &o, &obs2, 2, ids, T, err)) goto done;
+    if (pp.perturb && perturb_run(b, &pp, ids, T, o.hid, seed, &pert, err)) goto done;
 
     /* per layer, then Eq. 5's weighted average over layers */
     double erf = 0, erf_text = 0, w_attn = 0, erf_attn = 0, w_ssm = 0, erf_ssm = 0, meta_mass = 0, mmd_sum = 0;
@@ -777,6 +788,7 @@ static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *e
     rc = 0;
     (void)H;
 done:
+    backend_close(b);
     m->observer = NULL;
     m->position_offset = saved_offset;
     if (have_obs) erf_obs_free(&o);

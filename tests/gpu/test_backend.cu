@@ -291,14 +291,33 @@ static void offset_check(const std::string &name, HymbaModel *mf, HymbaModel *mb
     }
 }
 
-// The observer's attention rows (rope_drift's input) from the CUDA backend
-// against the CPU forward's, in fp32: same key positions, scores and
-// probabilities within 1e-4, for the meta rows (begin), a prefill in two
-// chunks (the second continues the cache, crossing the window) and decode
-// steps; and every (layer, head, position) the CPU reports, the GPU reports.
+// What the observer (rope_drift's and erf's input) gets from the CUDA backend
+// against the CPU forward, in fp32: attention rows (same key positions,
+// scores and probabilities), SSM tokens (delta, B, C, x) and final hidden
+// states, within 1e-4, for the meta rows (begin), a prefill in two chunks
+// (the second continues the cache, crossing the window) and decode steps;
+// and everything the CPU reports, the GPU reports.
 struct RowLog {
     std::mutex mu;  // the CPU forward calls from its OpenMP threads
     std::map<std::tuple<int, int, int>, std::pair<std::vector<int>, Vec>> rows;  // (layer, head, pos) -> keys, scores|probs
+    std::map<std::pair<int, int>, Vec> ssm;  // (layer, pos) -> delta | B | C | x
+    std::map<int, Vec> hidden;               // pos -> final hidden state
+    static void ssm_token(void *user, int layer, int pos, int I, int N, const float *delta, const float *B,
+                          const float *C, const float *x, const float *A) {
+        (void)A;
+        RowLog *log = (RowLog *)user;
+        Vec v(delta, delta + I);
+        v.insert(v.end(), B, B + N);
+        v.insert(v.end(), C, C + N);
+        v.insert(v.end(), x, x + I);
+        std::lock_guard<std::mutex> lock(log->mu);
+        log->ssm[{layer, pos}] = v;
+    }
+    static void hidden_row(void *user, int pos, const float *h, int H) {
+        RowLog *log = (RowLog *)user;
+        std::lock_guard<std::mutex> lock(log->mu);
+        log->hidden[pos] = Vec(h, h + H);
+    }
     static void attn_row(void *user, int layer, int head, int q_pos, int n_keys, const int *key_pos,
                          const float *scores, const float *probs) {
         RowLog *log = (RowLog *)user;
@@ -309,10 +328,27 @@ struct RowLog {
     }
 };
 
+// Max relative difference of b against a over the keys both hold; counts keys missing from b.
+template <typename K> static double map_rel(const std::map<K, Vec> &a, const std::map<K, Vec> &b, size_t *missing) {
+    double diff = 0, ref = 0;
+    for (auto &kv : a) {
+        auto it = b.find(kv.first);
+        if (it == b.end() || it->second.size() != kv.second.size()) {
+            (*missing)++;
+            continue;
+        }
+        for (size_t i = 0; i < kv.second.size(); i++) {
+            double d = fabs((double)it->second[i] - kv.second[i]);
+            if (!(d <= diff)) diff = d;  // NaN propagates
+            ref = std::max(ref, fabs((double)kv.second[i]));
+        }
+    }
+    return ref > 0 ? diff / ref : (a.empty() ? 0 : INFINITY);
+}
+
 static void observer_rows(const std::string &name, HymbaModel *mf, Rng &rng) {
-    bool any_attn = false;
-    for (int l = 0; l < mf->cfg.n_layers; l++) any_attn |= layer_has_attn(&mf->cfg, l);
-    if (!any_attn) return;
+    bool any_attn = false, any_ssm = false;
+    for (int l = 0; l < mf->cfg.n_layers; l++) any_attn |= layer_has_attn(&mf->cfg, l), any_ssm |= layer_has_ssm(&mf->cfg, l);
     const int V = mf->cfg.vocab_size;
     Ids p = rng.ids(150, V);
     RowLog logs[2];
@@ -321,6 +357,8 @@ static void observer_rows(const std::string &name, HymbaModel *mf, Rng &rng) {
         HymbaObserver obs{};
         obs.user = &logs[k];
         obs.attn_row = RowLog::attn_row;
+        obs.ssm_token = RowLog::ssm_token;
+        obs.hidden = RowLog::hidden_row;
         Backend *b = k == 0 ? backend_cpu_open(mf, &err) : open_cuda(mf);
         if (!b) die("backend_cpu_open", err);
         mf->observer = &obs;
@@ -374,10 +412,23 @@ static void observer_rows(const std::string &name, HymbaModel *mf, Rng &rng) {
     char d[200];
     snprintf(d, sizeof d, "%zu rows (cpu %zu, cuda %zu), missing %zu, keys differ %zu, rel scores %.2e probs %.2e",
              compared, logs[0].rows.size(), logs[1].rows.size(), missing, keys_differ, rel_s, rel_p);
-    report_flag(name, "observer rows: cuda == cpu (fp32)",
-                compared > 0 && missing == 0 && keys_differ == 0 && logs[1].rows.size() == logs[0].rows.size() &&
-                    rel < 1e-4,
-                d);
+    if (any_attn)
+        report_flag(name, "observer rows: cuda == cpu (fp32)",
+                    compared > 0 && missing == 0 && keys_differ == 0 && logs[1].rows.size() == logs[0].rows.size() &&
+                        rel < 1e-4,
+                    d);
+    size_t miss_ssm = 0, miss_hid = 0;
+    double rel_ssm = map_rel(logs[0].ssm, logs[1].ssm, &miss_ssm), rel_hid = map_rel(logs[0].hidden, logs[1].hidden, &miss_hid);
+    if (any_ssm) {
+        snprintf(d, sizeof d, "%zu tokens (cpu %zu, cuda %zu), missing %zu, rel %.2e", logs[0].ssm.size() - miss_ssm,
+                 logs[0].ssm.size(), logs[1].ssm.size(), miss_ssm, rel_ssm);
+        report_flag(name, "observer ssm tokens: cuda == cpu", !logs[0].ssm.empty() && miss_ssm == 0 &&
+                    logs[1].ssm.size() == logs[0].ssm.size() && rel_ssm < 1e-4, d);
+    }
+    snprintf(d, sizeof d, "%zu rows (cpu %zu, cuda %zu), missing %zu, rel %.2e", logs[0].hidden.size() - miss_hid,
+             logs[0].hidden.size(), logs[1].hidden.size(), miss_hid, rel_hid);
+    report_flag(name, "observer hidden states: cuda == cpu", !logs[0].hidden.empty() && miss_hid == 0 &&
+                logs[1].hidden.size() == logs[0].hidden.size() && rel_hid < 1e-4, d);
 }
 
 // GPU self-consistency in fp32 on one model.
