@@ -7,15 +7,33 @@
 #   bench_*.json hymeval bench --profile on a random Hymba-1.5B
 #   ncu.log      Nsight Compute on the attention kernels of test_kernels --bench
 #   drift.log    rope_drift of models/default on the GPU and on the CPU, side by side
+#   erf.log      erf of models/default on the GPU and on the CPU, side by side
 #   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
 #                and memcheck over test_backend
-# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift sanitizer; default: the first four)
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf sanitizer; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
 steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(kernels backend logits bench)
 big=/tmp/h15
 make_big() { [ -f "$big/config.json" ] || "$bin/hymeval" init-model --config models/configs/hymba-1.5b.json --out "$big" >/dev/null; }
+# runs measurement KIND of models/default on the GPU and on the CPU and prints
+# every summary metric of the two side by side into $out/KIND.log
+side_by_side() {
+  local kind=$1; shift
+  for dev in cuda cpu; do
+    "$bin/hymeval" "$kind" models/default --device "$dev" --out "/tmp/$kind-$dev" "$@" >/dev/null 2>"$out/$kind-$dev.err"
+  done
+  python3 - "$kind" >"$out/$kind.log" 2>&1 <<'PY'
+import json, sys
+kind, rows = sys.argv[1], {}
+for dev in ("cuda", "cpu"):
+    for m in json.load(open(f"/tmp/{kind}-{dev}/summary.json"))["metrics"]:
+        rows.setdefault((m["metric"], m["group"]), {})[dev] = m["value"]
+for (metric, group), v in sorted(rows.items()):
+    print(f"{metric:32s} {group:12s} cuda {v.get('cuda', float('nan')):12.5g} cpu {v.get('cpu', float('nan')):12.5g}")
+PY
+}
 for step in "${steps[@]}"; do
   t0=$(date +%s)
   case "$step" in
@@ -48,21 +66,8 @@ for step in "${steps[@]}"; do
         echo "== memcheck: test_backend"
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
-    drift)
-      set_args=(--set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]')
-      for dev in cuda cpu; do
-        "$bin/hymeval" drift models/default --device "$dev" --out "/tmp/drift-$dev" "${set_args[@]}" >/dev/null 2>"$out/drift-$dev.err"
-      done
-      python3 - >"$out/drift.log" 2>&1 <<'PY'
-import json
-rows = {}
-for dev in ("cuda", "cpu"):
-    for m in json.load(open(f"/tmp/drift-{dev}/summary.json"))["metrics"]:
-        rows.setdefault((m["metric"], m["group"]), {})[dev] = m["value"]
-for (metric, group), v in sorted(rows.items()):
-    print(f"{metric:32s} {group:12s} cuda {v.get('cuda', float('nan')):12.5g} cpu {v.get('cpu', float('nan')):12.5g}")
-PY
-      ;;
+    drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;
+    erf) side_by_side erf --set 'lengths=[256,512]' --set num_sequences=1 ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
   echo "== $step rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$out/steps.log"

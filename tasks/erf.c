@@ -648,11 +648,10 @@ static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *e
     ErfObs o;
     Perturb pert = {0};
     int have_obs = 0, rc = -1;
-    /* The CPU forward (through the backend interface). The CUDA backend
-       reports SSM tokens and hidden states too (kernels/backend_cuda.cu),
-       but until test_backend has checked those against the CPU on a GPU,
-       ERF stays here. */
-    Backend *b = backend_cpu_open(m, err);
+    /* the run's backend: the CUDA backend reports attention rows, SSM tokens
+       and hidden states as the CPU does (test_backend checks all three) */
+    Backend *own_b = NULL;
+    Backend *b = measure_backend_on(env, m, &own_b, err);
     if (!b) goto done;
     if (!hid_pos) {
         err_set(err, "out of memory");
@@ -788,7 +787,7 @@ static int erf_measure(const TaskDef *t, const MeasureEnv *env, const Example *e
     rc = 0;
     (void)H;
 done:
-    backend_close(b);
+    backend_close(own_b);
     m->observer = NULL;
     m->position_offset = saved_offset;
     if (have_obs) erf_obs_free(&o);
