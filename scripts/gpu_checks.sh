@@ -8,9 +8,11 @@
 #   ncu.log      Nsight Compute on the attention kernels of test_kernels --bench
 #   drift.log    rope_drift of models/default on the GPU and on the CPU, side by side
 #   erf.log      erf of models/default on the GPU and on the CPU, side by side
+#   NAME.tar.gz  the nightly suite's results directory NAME from a GPU run (NIGHTLY_DIR,
+#                NIGHTLY_MODEL, NIGHTLY_ONLY, NIGHTLY_LIMIT; carry the directory in to resume)
 #   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
 #                and memcheck over test_backend
-# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf sanitizer; default: the first four)
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf nightly sanitizer; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
@@ -67,6 +69,15 @@ for step in "${steps[@]}"; do
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
     drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;
+    nightly)
+      # the nightly suite on the GPU into $NIGHTLY_DIR (default results/gpu-nightly; carry it
+      # back in to resume), stopped after $NIGHTLY_LIMIT s; the directory comes back as a tarball
+      dir="${NIGHTLY_DIR:-results/gpu-nightly}"
+      only=(); [ -n "${NIGHTLY_ONLY:-}" ] && only=(--only "$NIGHTLY_ONLY")
+      timeout "${NIGHTLY_LIMIT:-400}" "$bin/hymeval" run --device cuda --model "${NIGHTLY_MODEL:-models/default}" \
+        --tasks tasks/suites/nightly.jsonl --out "$dir" --resume "${only[@]}" >"$out/nightly-$(basename "$dir").log" 2>&1
+      echo "run rc=$?" >>"$out/nightly-$(basename "$dir").log"
+      tar czf "$out/$(basename "$dir").tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")" ;;
     erf) side_by_side erf --set 'lengths=[256,512]' --set num_sequences=1 ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
