@@ -392,7 +392,7 @@ static HymbaModel *modelset_model_at(void *user, int p, Err *err);
 static Backend *modelset_backend_at(void *user, int p, Err *err);
 
 /* A measurement (REQ_MEASURE: the measurement kinds): the kind runs it on
-   the model's CPU forward or times the run's backend, and scores it; its
+   the run's backend with an observer, or times it, and scores it; its
    curves and tables become the sample's "extra". A failed measurement is
    recorded as an error line. */
 static int run_measure_example(Runner *r, Example *ex, Err *err) {

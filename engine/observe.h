@@ -1,4 +1,5 @@
-/* observe.h: an optional observer of the CPU forward pass (engine/model.c),
+/* observe.h: an optional observer of the forward pass (engine/model.c; the
+   CUDA backend reports the same rows, tokens and states),
    for measurements that need what the logits do not show: attention rows,
    the SSM's hidden-attention ingredients and the final hidden states
    (tasks/erf.c, tasks/rope_drift.c; DESIGN.md §5).

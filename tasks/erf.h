@@ -1,7 +1,8 @@
 /* erf.h: the effective-receptive-field kind's helpers (tasks/erf.c), and
    the small pieces the three measurement kinds (erf, rope_drift, cache)
-   share. Measurement kinds run REQ_MEASURE examples through the CPU forward
-   (docs/tasks/measurements.md), so this header uses engine/model.h. */
+   share. Measurement kinds run REQ_MEASURE examples through the run's
+   backend with an observer on the model (docs/tasks/measurements.md), so
+   this header uses engine/model.h. */
 #ifndef HYMEVAL_ERF_H
 #define HYMEVAL_ERF_H
 

@@ -164,8 +164,8 @@ typedef struct {
     /* Measurement kinds only (NULL otherwise): runs one REQ_MEASURE example
        on the model and scores it; *extra (may stay NULL) receives the
        example's curves and tables for samples.jsonl. These kinds look inside
-       the CPU forward (positions, attention rows, cache allocations) or time
-       the backend, so they, and only they, include engine headers (model.h,
+       the forward pass (positions, attention rows, SSM tokens, hidden states
+       through the observer; cache allocations) or time the backend, so they, and only they, include engine headers (model.h,
        observe.h, backend.h) in tasks/; every other kind stays behind prompts
        and predictions. */
     int (*measure)(const TaskDef *t, const struct MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
