@@ -20,7 +20,7 @@ static void usage(FILE *out) {
             "order), summary.json, and run.json listing every shard (host, examples, times).\n"
             "A SOURCE is a results directory (its samples.jsonl and parts/: the shards' lines and\n"
             "descriptions) or one part file, DIR/parts/shard-K-of-N.jsonl (its .json beside it).\n"
-            "The shards must be of one run (same task file, model, precision, --limit, --only) and\n"
+            "The shards must be of one run (same task file, model, precision, backend, --limit, --only) and\n"
             "together hold every example; an example found twice keeps its first line. When DIR is\n"
             "one of the sources, its parts/ is removed once the merge is written.\n");
 }

@@ -870,6 +870,8 @@ int cmd_run(int argc, char **argv) {
         cJSON_AddStringToObject(run, "precision", a.precision);
         cJSON_AddNumberToObject(run, "limit", a.limit);
         cJSON_AddStringToObject(run, "only", a.only ? a.only : "");
+        /* results of two backends don't mix: throughput, and BF16 vs emulated numerics */
+        cJSON_AddStringToObject(run, "backend", backend->name);
         int flags = (a.resume ? RESULTS_RESUME : 0) | (dist.mode == DIST_SHARD ? RESULTS_PEERS : 0);
         const char *own_part = dist.mode == DIST_SINGLE || (dist.mode == DIST_MPI && dist.size == 1) ? NULL : part;
         ready = results_open_part(&results, out_dir, own_part, flags, run, &err) == 0 &&
@@ -891,7 +893,6 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddStringToObject(run, "weights_dtype", backend->model->w.source_dtype);
     cJSON_AddStringToObject(run, "engine_version", HYMEVAL_VERSION);
     cJSON_AddStringToObject(run, "engine_git_revision", HYMEVAL_GIT_REV);
-    cJSON_AddStringToObject(run, "backend", backend->name);
     cJSON_AddStringToObject(run, "device", backend->device);
     cJSON *seeds = cJSON_AddObjectToObject(run, "seeds");
     for (int i = 0; i < tf.n; i++) cJSON_AddNumberToObject(seeds, tf.tasks[i].name, (double)tf.tasks[i].seed);

@@ -442,7 +442,7 @@ int results_remove_parts(const char *dir, Err *err) {
 
 int results_same_run(const cJSON *a, const cJSON *b, char *which, size_t len) {
     /* the identity cli/cmd_run.c records: what --resume must find unchanged */
-    static const char *const keys[] = {"tasks_sha256", "model_sha256", "precision", "limit", "only"};
+    static const char *const keys[] = {"tasks_sha256", "model_sha256", "precision", "backend", "limit", "only"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);

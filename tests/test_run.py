@@ -111,6 +111,18 @@ def main():
         # --resume with different settings: refused
         code, _, err = run(["--model", MODEL, "--tasks", QUICK, "--out", full, "--resume", "--limit", "1"])
         check("--resume with a different --limit refused", code == 1 and "limit" in err, err[-300:])
+        # --resume on another backend: refused (a GPU run finished on the CPU would mix the two,
+        # throughput included); a run.json that says cuda stands in for a GPU run here
+        rj_path = os.path.join(full, "run.json")
+        rj_text = open(rj_path).read()
+        rj = json.loads(rj_text)
+        rj["backend"] = "cuda"
+        with open(rj_path, "w") as f:
+            json.dump(rj, f)
+        code, _, err = run(["--model", MODEL, "--tasks", QUICK, "--out", full, "--resume"])
+        check("--resume on another backend refused", code == 1 and '"backend"' in err, err[-300:])
+        with open(rj_path, "w") as f:
+            f.write(rj_text)
 
         # kill a run mid-way, then resume it
         part = os.path.join(tmp, "killed")
