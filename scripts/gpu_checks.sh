@@ -69,6 +69,7 @@ for step in "${steps[@]}"; do
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
     drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;
+    erf) side_by_side erf --set 'lengths=[256,512]' --set num_sequences=1 ;;
     nightly)
       # the nightly suite on the GPU into $NIGHTLY_DIR (default results/gpu-nightly; carry it
       # back in to resume), stopped after $NIGHTLY_LIMIT s; the directory comes back as a tarball
@@ -78,7 +79,6 @@ for step in "${steps[@]}"; do
         --tasks tasks/suites/nightly.jsonl --out "$dir" --resume "${only[@]}" >"$out/nightly-$(basename "$dir").log" 2>&1
       echo "run rc=$?" >>"$out/nightly-$(basename "$dir").log"
       tar czf "$out/$(basename "$dir").tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")" ;;
-    erf) side_by_side erf --set 'lengths=[256,512]' --set num_sequences=1 ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
   echo "== $step rc=$? $(( $(date +%s) - t0 )) s" | tee -a "$out/steps.log"

@@ -165,9 +165,9 @@ typedef struct {
        on the model and scores it; *extra (may stay NULL) receives the
        example's curves and tables for samples.jsonl. These kinds look inside
        the forward pass (positions, attention rows, SSM tokens, hidden states
-       through the observer; cache allocations) or time the backend, so they, and only they, include engine headers (model.h,
-       observe.h, backend.h) in tasks/; every other kind stays behind prompts
-       and predictions. */
+       through the observer; cache allocations) or time the backend, so they,
+       and only they, include engine headers (model.h, observe.h, backend.h)
+       in tasks/; every other kind stays behind prompts and predictions. */
     int (*measure)(const TaskDef *t, const struct MeasureEnv *env, const Example *ex, Scores *out, cJSON **extra,
                    Err *err);
 } TaskKind;
