@@ -707,12 +707,8 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, xdb, XDB, im->xc, I, w.x_proj, I, nullptr, T, I, XDB, st));
             if (prof_mark(im, PROF_SSM, err)) return -1;
-            if (w.dt_norm) {
-                HKR(hk_rmsnorm(d, xdb, XDB, xdb, XDB, w.dt_norm, T, R, c->rms_eps, st));
-                HKR(hk_rmsnorm(d, xdb + (size_t)R * es, XDB, xdb + (size_t)R * es, XDB, w.B_norm, T, N, c->rms_eps, st));
-                HKR(hk_rmsnorm(d, xdb + (size_t)(R + N) * es, XDB, xdb + (size_t)(R + N) * es, XDB, w.C_norm, T, N,
-                               c->rms_eps, st));
-            }
+            if (w.dt_norm)  // dt | B | C normalised in place, each on its own
+                HKR(hk_rmsnorm3(d, xdb, XDB, xdb, XDB, w.dt_norm, R, w.B_norm, N, w.C_norm, N, T, c->rms_eps, st));
             if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, im->delta, I, xdb, XDB, w.dt_proj, R, nullptr, T, R, I, st));
             if (prof_mark(im, PROF_SSM, err)) return -1;

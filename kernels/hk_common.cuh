@@ -83,4 +83,12 @@ template <int NV> __device__ __forceinline__ void block_sum(float (&v)[NV], floa
 
 static inline int hk_cdiv(long a, long b) { return (int)((a + b - 1) / b); }
 
+// Threads of an RMSNorm over n columns (rmsnorm.cu). Its sum of squares is
+// fixed by this: thread t < hk_norm_threads(n) adds the squares of columns
+// t, t + nt, ... in order (one FMA each), then block_sum. Kernels that must
+// give hk_rmsnorm's numbers bit for bit in a larger block (the three-segment
+// norm, the GEMV's norm prologue) let the threads past nt add nothing: their
+// zeros change no bit of the sum.
+__host__ __device__ inline int hk_norm_threads(int n) { return n <= 64 ? 32 : n <= 1024 ? 128 : 256; }
+
 #endif

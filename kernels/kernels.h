@@ -91,6 +91,14 @@ int hk_rmsnorm(hk_dtype dtype, void *out, int ldo, const void *x, int ldx, const
 int hk_add_rmsnorm(hk_dtype dtype, void *h, int ldh, const void *x, int ldx, void *out, int ldo, const void *w,
                    int rows, int n, float eps, cudaStream_t stream);
 
+/* Three RMSNorms in one launch: the consecutive column segments [0, n0),
+   [n0, n0+n1) and [n0+n1, n0+n1+n2) of each row, each normalised on its own
+   with its weight (w0, w1, w2; each may be NULL), e.g. the dt | B | C
+   columns of x_proj's output. Bit for bit the numbers of hk_rmsnorm on
+   each column slice. out may equal x (in place). */
+int hk_rmsnorm3(hk_dtype dtype, void *out, int ldo, const void *x, int ldx, const void *w0, int n0, const void *w1,
+                int n1, const void *w2, int n2, int rows, float eps, cudaStream_t stream);
+
 /* ---- fuse.cu ----------------------------------------------------------- */
 
 /* out[r] = (RMSNorm(a[r]; wa) + RMSNorm(s[r]; ws)) / 2 (each norm rounded to

@@ -1,9 +1,13 @@
 // rmsnorm.cu: RMSNorm over rows, optionally fused with the residual add that
-// precedes it in every layer (h += x; out = norm(h)), saving a pass over h.
+// precedes it in every layer (h += x; out = norm(h)), saving a pass over h;
+// and three norms of column segments of a row in one launch (dt | B | C).
+#include <algorithm>
+
 #include "hk_common.cuh"
 
-// One block per row. Each thread touches the same elements in both passes,
-// so out may alias x (in place) without a race.
+// One block per row, hk_norm_threads(n) threads (the sum's order depends on
+// it: see hk_common.cuh). Each thread touches the same elements in both
+// passes, so out may alias x (in place) without a race.
 template <typename T, bool ADD>
 __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int ldx, const T *w, int n, float eps) {
     __shared__ float scratch[32];
@@ -21,7 +25,7 @@ __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int l
         } else {
             v = ldf(xr + i);
         }
-        ss[0] += v * v;
+        ss[0] = fmaf(v, v, ss[0]);  // explicit: the fused kernels repeat this sum bit for bit
     }
     block_sum<1>(ss, scratch);
     float inv = 1.0f / sqrtf(ss[0] / (float)n + eps);
@@ -31,14 +35,51 @@ __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int l
     }
 }
 
-static int norm_threads(int n) { return n <= 64 ? 32 : n <= 1024 ? 128 : 256; }
+// Three column segments of each row, normalised each with its own weight
+// (x_proj's dt | B | C columns), one block per row. Segment s is summed and
+// written by the first hk_norm_threads(n[s]) threads, each element by the
+// same thread in both passes (in place is safe), so each segment gets
+// exactly rmsnorm_kernel's numbers.
+struct Seg3 {
+    const void *w[3];
+    int n[3];
+};
+
+template <typename T> __global__ void rmsnorm3_kernel(T *out, int ldo, const T *x, int ldx, Seg3 seg, float eps) {
+    __shared__ float scratch[3 * 32];
+    size_t r = blockIdx.x;
+    const T *xr = x + r * ldx;
+    T *outr = out + r * ldo;
+    float ss[3] = {0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int s = 0, off = 0; s < 3; off += seg.n[s], s++) {
+        const int nt = hk_norm_threads(seg.n[s]);
+        if (threadIdx.x < nt)
+            for (int i = threadIdx.x; i < seg.n[s]; i += nt) {
+                float v = ldf(xr + off + i);
+                ss[s] = fmaf(v, v, ss[s]);
+            }
+    }
+    block_sum<3>(ss, scratch);
+#pragma unroll
+    for (int s = 0, off = 0; s < 3; off += seg.n[s], s++) {
+        const int n = seg.n[s], nt = hk_norm_threads(n);
+        const T *w = (const T *)seg.w[s];
+        float inv = 1.0f / sqrtf(ss[s] / (float)n + eps);
+        if (threadIdx.x < nt)
+            for (int i = threadIdx.x; i < n; i += nt) {
+                float v = ldf(xr + off + i);
+                stf(outr + off + i, w ? ldf(w + i) * (v * inv) : v * inv);
+            }
+    }
+}
 
 template <typename T>
 static int rmsnorm_launch(void *out, int ldo, const void *x, int ldx, const void *w, int rows, int n, float eps,
                           cudaStream_t stream) {
     ARG_CHECK(out && x && rows >= 0 && n > 0 && ldo >= n && ldx >= n);
     if (rows == 0) return 0;
-    rmsnorm_kernel<T, false><<<rows, norm_threads(n), 0, stream>>>((T *)out, ldo, nullptr, 0, (const T *)x, ldx,
+    rmsnorm_kernel<T, false><<<rows, hk_norm_threads(n), 0, stream>>>((T *)out, ldo, nullptr, 0, (const T *)x, ldx,
                                                                    (const T *)w, n, eps);
     LAUNCH_CHECK();
     return 0;
@@ -49,8 +90,22 @@ static int add_rmsnorm_launch(void *h, int ldh, const void *x, int ldx, void *ou
                               int n, float eps, cudaStream_t stream) {
     ARG_CHECK(h && x && out && rows >= 0 && n > 0 && ldh >= n && ldx >= n && ldo >= n);
     if (rows == 0) return 0;
-    rmsnorm_kernel<T, true><<<rows, norm_threads(n), 0, stream>>>((T *)out, ldo, (T *)h, ldh, (const T *)x, ldx,
+    rmsnorm_kernel<T, true><<<rows, hk_norm_threads(n), 0, stream>>>((T *)out, ldo, (T *)h, ldh, (const T *)x, ldx,
                                                                   (const T *)w, n, eps);
+    LAUNCH_CHECK();
+    return 0;
+}
+
+template <typename T>
+static int rmsnorm3_launch(void *out, int ldo, const void *x, int ldx, const void *w0, int n0, const void *w1, int n1,
+                           const void *w2, int n2, int rows, float eps, cudaStream_t stream) {
+    ARG_CHECK(out && x && rows >= 0 && n0 > 0 && n1 > 0 && n2 > 0);
+    const int n = n0 + n1 + n2;
+    ARG_CHECK(ldo >= n && ldx >= n);
+    if (rows == 0) return 0;
+    const Seg3 seg = {{w0, w1, w2}, {n0, n1, n2}};
+    const int threads = std::max(hk_norm_threads(n0), std::max(hk_norm_threads(n1), hk_norm_threads(n2)));
+    rmsnorm3_kernel<T><<<rows, threads, 0, stream>>>((T *)out, ldo, (const T *)x, ldx, seg, eps);
     LAUNCH_CHECK();
     return 0;
 }
@@ -65,4 +120,10 @@ extern "C" int hk_add_rmsnorm(hk_dtype dtype, void *h, int ldh, const void *x, i
                               const void *w, int rows, int n, float eps, cudaStream_t stream) {
     HK_DISPATCH(dtype, add_rmsnorm_launch<float>(h, ldh, x, ldx, out, ldo, w, rows, n, eps, stream),
                 add_rmsnorm_launch<bf16>(h, ldh, x, ldx, out, ldo, w, rows, n, eps, stream));
+}
+
+extern "C" int hk_rmsnorm3(hk_dtype dtype, void *out, int ldo, const void *x, int ldx, const void *w0, int n0,
+                           const void *w1, int n1, const void *w2, int n2, int rows, float eps, cudaStream_t stream) {
+    HK_DISPATCH(dtype, rmsnorm3_launch<float>(out, ldo, x, ldx, w0, n0, w1, n1, w2, n2, rows, eps, stream),
+                rmsnorm3_launch<bf16>(out, ldo, x, ldx, w0, n0, w1, n1, w2, n2, rows, eps, stream));
 }

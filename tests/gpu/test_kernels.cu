@@ -15,6 +15,11 @@
 // BF16 the inputs are BF16 values and the reference rounds to BF16 where the
 // engine's act_round() does.
 //
+// Fused kernels (hk_rmsnorm3, hk_gemv's prologues and residual epilogue)
+// are checked twice: against the CPU reference as above, and against the
+// sequence of separate GPU kernels they replace, which they must match bit
+// for bit ("bits": the count of differing elements must be 0).
+//
 // usage: test_kernels [--small] [--bench]
 //   --small: small shapes, for the sanitizers; --bench: also time the
 //   kernels at Hymba-1.5B shapes (BF16; no reference, timings only).
@@ -182,6 +187,51 @@ static void report_flat(const char *kernel, const std::string &shape, const std:
     report(kernel, shape, mode, got, got.size(), ref, ref.size(), 1, ref.size(), tol, false);
 }
 
+// Raw element bytes of a device buffer (bit-exact comparisons).
+static std::vector<uint8_t> download_raw(hk_dtype d, const void *p, size_t n) {
+    std::vector<uint8_t> b(n * hk_dtype_size(d));
+    CK(cudaMemcpy(b.data(), p, b.size(), cudaMemcpyDeviceToHost));
+    return b;
+}
+
+// A fused kernel's output against the separate kernels' (both on the device):
+// rows x cols elements (row pitches ldg, ldr) must be the same bits, and none
+// NaN; got's columns cols..ldg-1 must still hold the poison when check_gaps.
+static void report_exact(const char *kernel, const std::string &shape, const std::string &mode, hk_dtype d,
+                         const void *got_d, size_t ldg, const void *ref_d, size_t ldr, size_t rows, size_t cols,
+                         bool check_gaps = true) {
+    const size_t es = hk_dtype_size(d);
+    std::vector<uint8_t> gb = download_raw(d, got_d, (rows - 1) * ldg + (check_gaps ? ldg : cols)),
+                         rb = download_raw(d, ref_d, (rows - 1) * ldr + cols);
+    Vec g = download(d, got_d, (rows - 1) * ldg + (check_gaps ? ldg : cols));
+    Vec f = download(d, ref_d, (rows - 1) * ldr + cols);
+    size_t differ = 0;
+    bool nan = false, stray = false;
+    double max_diff = 0, max_ref = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) {
+            size_t ig = r * ldg + c, ir = r * ldr + c;
+            if (!isfinite(g[ig]) || !isfinite(f[ir])) nan = true;
+            if (memcmp(&gb[ig * es], &rb[ir * es], es) != 0) differ++;
+            max_diff = fmax(max_diff, fabs((double)g[ig] - f[ir]));
+            max_ref = fmax(max_ref, fabs((double)f[ir]));
+        }
+        if (check_gaps)
+            for (size_t c = cols; c < ldg && r * ldg + c < g.size(); c++)
+                if (!isnan(g[r * ldg + c])) stray = true;
+    }
+    double err = nan ? INFINITY : max_ref == 0 ? INFINITY : max_diff / max_ref;
+    bool ok = !nan && !stray && max_ref > 0 && differ == 0;
+    g_checks++;
+    if (!ok) g_failures++;
+    printf("%-13s %-46s %-11s %10.3e %8s  %s%s%s%s", kernel, shape.c_str(), mode.c_str(), err, "bits",
+           ok ? "ok" : "FAIL", nan ? " (NaN/inf)" : "", stray ? " (wrote outside its columns)" : "",
+           max_ref == 0 ? " (reference all zero)" : "");
+    if (differ) printf(" (%zu of %zu differ)", differ, rows * cols);
+    printf("\n");
+    fflush(stdout);
+}
+
 static std::string fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static std::string fmt(const char *f, ...) {
     char buf[256];
@@ -336,6 +386,63 @@ static void test_rmsnorm(Rng &rng) {
                 printf("add_rmsnorm   %s: FAIL (wrote outside its columns)\n", shape.c_str());
                 g_failures++;
             }
+            free_all();
+        }
+}
+
+// ------------------------------------------------------------------ rmsnorm3 (dt | B | C in one launch)
+
+// Three column segments normalised each on its own: against the CPU
+// (rmsnorm of each segment) and, bit for bit, against three hk_rmsnorm
+// calls on the column slices; out of place (pad columns keep the poison)
+// and in place (pad columns unchanged).
+static void test_rmsnorm3(Rng &rng) {
+    struct Case { int rows, n0, n1, n2, pad; };
+    // Hymba-1.5B (R=100, N=16), the tiny models (8, 8, 8), 32/128/256-thread segments together
+    std::vector<Case> cases = {{7, 64, 16, 16, 3}, {2, 100, 16, 16, 0}, {33, 8, 8, 8, 1}, {1, 300, 5, 1100, 2},
+                               {5, 1, 2, 3, 0}};
+    if (g_small) cases = {{3, 64, 16, 16, 3}, {2, 8, 8, 8, 1}};
+    const float eps = 1e-6f;
+    for (hk_dtype d : kDtypes)
+        for (size_t ci = 0; ci < cases.size(); ci++) {
+            const Case &cs = cases[ci];
+            const int rows = cs.rows, n[3] = {cs.n0, cs.n1, cs.n2}, n_all = cs.n0 + cs.n1 + cs.n2, ld = n_all + cs.pad;
+            const int off[3] = {0, cs.n0, cs.n0 + cs.n1};
+            const size_t es = hk_dtype_size(d);
+            Vec x = rand_vec(rng, (size_t)rows * ld, -2, 2);
+            round_to(d, x);
+            Vec w[3];
+            void *wd[3];
+            for (int s = 0; s < 3; s++) {
+                w[s] = rand_vec(rng, n[s], 0.5f, 1.5f);
+                round_to(d, w[s]);
+                wd[s] = s == 1 && ci % 2 ? nullptr : upload(d, w[s]);  // odd cases: B without a weight
+            }
+            std::string shape = fmt("rows=%d n=%d+%d+%d ld=%d%s", rows, n[0], n[1], n[2], ld, ci % 2 ? " w1=0" : "");
+            Vec ref((size_t)rows * n_all);
+            for (int r = 0; r < rows; r++)
+                for (int s = 0; s < 3; s++) {
+                    float *o = &ref[(size_t)r * n_all + off[s]];
+                    rmsnorm(o, &x[(size_t)r * ld + off[s]], wd[s] ? w[s].data() : nullptr, n[s], eps);
+                    for (int i = 0; i < n[s]; i++) o[i] = rnd(d, o[i]);
+                }
+            // out of place: the CPU, then the three separate launches
+            void *xd = upload(d, x), *out = poisoned(d, (size_t)rows * ld), *sep = poisoned(d, (size_t)rows * ld);
+            HK(hk_rmsnorm3(d, out, ld, xd, ld, wd[0], n[0], wd[1], n[1], wd[2], n[2], rows, eps, g_stream));
+            report("rmsnorm3", shape, dname(d), download(d, out, (size_t)rows * ld), ld, ref, n_all, rows, n_all,
+                   tol_of(d));
+            for (int s = 0; s < 3; s++)
+                HK(hk_rmsnorm(d, (char *)sep + off[s] * es, ld, (char *)xd + off[s] * es, ld, wd[s], rows, n[s], eps,
+                              g_stream));
+            report_exact("rmsnorm3", shape, fmt("%s/3 sep.", dname(d)), d, out, ld, sep, ld, rows, n_all);
+            // in place, whole rows (the pad columns are the input's in both)
+            void *xin = upload(d, x), *xsep = upload(d, x);
+            HK(hk_rmsnorm3(d, xin, ld, xin, ld, wd[0], n[0], wd[1], n[1], wd[2], n[2], rows, eps, g_stream));
+            for (int s = 0; s < 3; s++)
+                HK(hk_rmsnorm(d, (char *)xsep + off[s] * es, ld, (char *)xsep + off[s] * es, ld, wd[s], rows, n[s], eps,
+                              g_stream));
+            report_exact("rmsnorm3", shape + " inplace", fmt("%s/3 sep.", dname(d)), d, xin, ld, xsep, ld, rows, ld,
+                         false);
             free_all();
         }
 }
@@ -1124,6 +1231,7 @@ int main(int argc, char **argv) {
     Rng rng(20261124);
     test_embed(rng);
     test_rmsnorm(rng);
+    test_rmsnorm3(rng);
     test_fuse(rng);
     test_rope(rng);
     test_mlp(rng);
