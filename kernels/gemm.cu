@@ -1,5 +1,6 @@
 // gemm.cu: y[T, out] = x[T, in] · W[out, in]^T (+ bias) through cuBLASLt,
-// and for BF16 with at most 8 rows through an own weight-streaming kernel.
+// and for BF16 with at most 8 rows through an own weight-streaming kernel,
+// which hk_gemv also runs with a norm or SwiGLU prologue and a residual add.
 // Row-major y is column-major y^T (out x T), so the call computes
 // y^T = W · x^T with W's buffer read transposed (op A = T) and x's as is; the
 // bias then runs along cuBLAS's rows, which is what the BIAS epilogue adds.
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <algorithm>
 
 #include "hk_common.cuh"
 
@@ -96,6 +99,9 @@ constexpr int kGemvMaxRows = 8;  // built for 1..8 rows
 // against 1.0-1.9)
 constexpr int kGemvDefaultRows = 2;
 constexpr int kGemvWarps = 8;  // columns per block
+// hk_gemv's staged input rows (dynamic shared memory): with the reduction
+// scratch this stays under the 48 KiB a launch may use without opting in
+constexpr int kGemvStageBytes = 47 * 1024;
 
 __device__ __forceinline__ void unpack8(const uint4 &raw, float (&f)[8]) {
     const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
@@ -106,14 +112,107 @@ __device__ __forceinline__ void unpack8(const uint4 &raw, float (&f)[8]) {
     }
 }
 
-// grid (ceil(out / kGemvWarps)), kGemvWarps * 32 threads; in % 8 == 0, rows 16-byte aligned.
-template <int R>
-__global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv_kernel(bf16 *y, int ldy, const bf16 *x, int ldx, const bf16 *w, int ldw, const bf16 *bias, int in, int out) {
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {  // rounds each to BF16 (nearest even)
+    uint4 raw;
+    __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&raw);
+#pragma unroll
+    for (int e = 0; e < 4; e++) h[e] = __floats2bfloat162_rn(f[2 * e], f[2 * e + 1]);
+    return raw;
+}
+
+// ---- hk_gemv: the GEMV with the kernels around a decode projection folded in
+// A decode step is ~20 small kernels a layer, each paying launch latency
+// more than its work; the RMSNorm or SwiGLU before a projection and the
+// residual add after it become the GEMV's prologue and epilogue. Prologue:
+// the block forms its rows' input once in shared memory as exactly the BF16
+// values hk_rmsnorm / hk_swiglu would write (the row is small and
+// L2-resident, so every block redoing it is cheaper than a launch), and the
+// warps read their pieces from there: the dot products are the same FMAs in
+// the same order as the plain GEMV's. The weight rows are prefetched to L2
+// first so that their stream overlaps the prologue. Epilogue: the plain
+// GEMV's rounded output added to resid and rounded again, as hk_add_rmsnorm
+// adds the stored output.
+struct GemvArgs {
+    bf16 *y;
+    int ldy;
+    const bf16 *resid;  // epilogue only (RESID)
+    int ldr;
+    const bf16 *x;
+    int ldx;
+    const bf16 *norm_w;  // HK_GEMV_RMSNORM (may be NULL)
+    float eps;
+    const bf16 *w;
+    int ldw;
+    const bf16 *bias;
+    int in, out;
+};
+
+// Forms the block's R input rows (HK_GEMV_RMSNORM or HK_GEMV_SWIGLU) in
+// stage ([R][in / 8] pieces of 8 BF16). Every thread of the block calls it.
+template <int R, int PRO> __device__ __forceinline__ void gemv_stage(uint4 *stage, const GemvArgs &a) {
+    const int pieces = a.in / 8;
+    float inv[R];
+    if constexpr (PRO == HK_GEMV_RMSNORM) {
+        // rmsnorm_kernel's sum bit for bit: its hk_norm_threads(in) threads
+        // add every nt-th square in order, the others add nothing
+        __shared__ float scratch[32 * R];
+        const int nt = hk_norm_threads(a.in);
+        float ss[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            ss[r] = 0.0f;
+            if (threadIdx.x < nt)
+#pragma unroll 4
+                for (int i = threadIdx.x; i < a.in; i += nt) {  // (unrolled: loads in flight, same FMA order)
+                    float v = ldf(a.x + (size_t)r * a.ldx + i);
+                    ss[r] = fmaf(v, v, ss[r]);
+                }
+        }
+        block_sum<R>(ss, scratch);
+#pragma unroll
+        for (int r = 0; r < R; r++) inv[r] = 1.0f / sqrtf(ss[r] / (float)a.in + a.eps);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const uint4 *xr = reinterpret_cast<const uint4 *>(a.x + (size_t)r * a.ldx);
+        for (int c = threadIdx.x; c < pieces; c += blockDim.x) {
+            float v[8], u[8];
+            unpack8(xr[c], v);
+            if constexpr (PRO == HK_GEMV_RMSNORM) {  // rmsnorm_kernel's w * (x * inv)
+                if (a.norm_w) {
+                    unpack8(reinterpret_cast<const uint4 *>(a.norm_w)[c], u);
+#pragma unroll
+                    for (int e = 0; e < 8; e++) v[e] = u[e] * (v[e] * inv[r]);
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 8; e++) v[e] = v[e] * inv[r];
+                }
+            } else {  // swiglu_kernel's round(silu(gate)) * up
+                unpack8(xr[pieces + c], u);
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = round_bf16_dev(silu_dev(v[e])) * u[e];
+            }
+            stage[r * pieces + c] = pack8(v);
+        }
+    }
+    __syncthreads();
+}
+
+// grid (ceil(out / kGemvWarps)), kGemvWarps * 32 threads; in % 8 == 0, rows
+// 16-byte aligned. PRO: an hk_gemv_in (HK_GEMV_X: x read from global memory,
+// the plain GEMV of hk_gemm_run); RESID: the residual epilogue.
+template <int R, int PRO, bool RESID>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a) {
+    extern __shared__ uint4 stage[];  // PRO != HK_GEMV_X: [R][in / 8] input pieces
     const int lane = threadIdx.x & 31, n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
-    if (n >= out) return;
-    const uint4 *wr = reinterpret_cast<const uint4 *>(w + (size_t)n * ldw);
-    const int pieces = in / 8;
+    const uint4 *wr = reinterpret_cast<const uint4 *>(a.w + (size_t)n * a.ldw);
+    const int pieces = a.in / 8;
+    if constexpr (PRO != HK_GEMV_X) {
+        if (n < a.out)  // one prefetch per 128-byte line (8 pieces) of the warp's weight row
+            for (int c = lane * 8; c < pieces; c += 32 * 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + c));
+        gemv_stage<R, PRO>(stage, a);
+    }
+    if (n >= a.out) return;
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -124,7 +223,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
         for (int r = 0; r < R; r++) {
             float xf[8];
-            unpack8(__ldg(reinterpret_cast<const uint4 *>(x + (size_t)r * ldx) + c), xf);
+            if constexpr (PRO == HK_GEMV_X)
+                unpack8(__ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)r * a.ldx) + c), xf);
+            else
+                unpack8(stage[r * pieces + c], xf);
 #pragma unroll
             for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
         }
@@ -132,32 +234,41 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
     if (lane == 0) {
-        const float b = bias ? __bfloat162float(bias[n]) : 0.0f;
+        const float b = a.bias ? __bfloat162float(a.bias[n]) : 0.0f;
 #pragma unroll
-        for (int r = 0; r < R; r++) y[(size_t)r * ldy + n] = __float2bfloat16_rn(acc[r] + b);
+        for (int r = 0; r < R; r++) {
+            float v = acc[r] + b;
+            if constexpr (RESID)  // the stored GEMV output, added as hk_add_rmsnorm adds it
+                v = __bfloat162float(a.resid[(size_t)r * a.ldr + n]) + round_bf16_dev(v);
+            a.y[(size_t)r * a.ldy + n] = __float2bfloat16_rn(v);
+        }
     }
 }
 
-bool gemv_fits(hk_dtype dtype, const void *x, int ldx, const void *w, int ldw, const void *bias, int rows, int in) {
-    auto a16 = [](const void *p, size_t ld_bytes) { return (((uintptr_t)p | ld_bytes) & 15) == 0; };
+bool aligned16(const void *p, size_t ld_bytes) { return (((uintptr_t)p | ld_bytes) & 15) == 0; }
+
+// The GEMV cut-over: hk_gemm_run streams the weights itself up to this many rows.
+int gemv_use_rows() {
     static const int use_rows = [] {
         const char *e = getenv("HYMEVAL_GEMV_ROWS");
         int r = e ? atoi(e) : kGemvDefaultRows;
         return r < 0 ? 0 : r > kGemvMaxRows ? kGemvMaxRows : r;
     }();
-    return dtype == HK_BF16 && rows <= use_rows && in % 8 == 0 && a16(x, (size_t)ldx * 2) &&
-           a16(w, (size_t)ldw * 2) && (!bias || ((uintptr_t)bias & 1) == 0);
+    return use_rows;
 }
 
-int gemv_run(void *y, int ldy, const void *x, int ldx, const void *w, int ldw, const void *bias, int rows, int in,
-             int out, cudaStream_t stream) {
-    const dim3 grid(hk_cdiv(out, kGemvWarps)), block(kGemvWarps * 32);
-    bf16 *yb = (bf16 *)y;
-    const bf16 *xb = (const bf16 *)x, *wb = (const bf16 *)w, *bb = (const bf16 *)bias;
+bool gemv_fits(hk_dtype dtype, const void *x, int ldx, const void *w, int ldw, const void *bias, int rows, int in) {
+    return dtype == HK_BF16 && rows <= gemv_use_rows() && in % 8 == 0 && aligned16(x, (size_t)ldx * 2) &&
+           aligned16(w, (size_t)ldw * 2) && (!bias || ((uintptr_t)bias & 1) == 0);
+}
+
+template <int PRO, bool RESID> int gemv_launch(const GemvArgs &a, int rows, cudaStream_t stream) {
+    const dim3 grid(hk_cdiv(a.out, kGemvWarps)), block(kGemvWarps * 32);
+    const size_t smem = PRO == HK_GEMV_X ? 0 : (size_t)rows * a.in * 2;
     switch (rows) {
-#define GEMV_R(RR)                                                                            \
-    case RR:                                                                                  \
-        gemv_kernel<RR><<<grid, block, 0, stream>>>(yb, ldy, xb, ldx, wb, ldw, bb, in, out); \
+#define GEMV_R(RR)                                                               \
+    case RR:                                                                     \
+        gemv_kernel<RR, PRO, RESID><<<grid, block, smem, stream>>>(a);           \
         break;
         GEMV_R(1) GEMV_R(2) GEMV_R(3) GEMV_R(4) GEMV_R(5) GEMV_R(6) GEMV_R(7) GEMV_R(8)
 #undef GEMV_R
@@ -168,7 +279,44 @@ int gemv_run(void *y, int ldy, const void *x, int ldx, const void *w, int ldw, c
     return 0;
 }
 
+int gemv_run(void *y, int ldy, const void *x, int ldx, const void *w, int ldw, const void *bias, int rows, int in,
+             int out, cudaStream_t stream) {
+    const GemvArgs a = {(bf16 *)y, ldy, nullptr, 0, (const bf16 *)x, ldx, nullptr, 0.0f,
+                        (const bf16 *)w, ldw, (const bf16 *)bias, in, out};
+    return gemv_launch<HK_GEMV_X, false>(a, rows, stream);
+}
+
 }  // namespace
+
+extern "C" int hk_gemv(hk_dtype dtype, hk_gemv_in in_mode, void *y, int ldy, const void *resid, int ldr,
+                       const void *x, int ldx, const void *norm_w, float eps, const void *w, int ldw,
+                       const void *bias, int rows, int in, int out, cudaStream_t stream) {
+    ARG_CHECK(dtype == HK_BF16);
+    ARG_CHECK(in_mode == HK_GEMV_X || in_mode == HK_GEMV_RMSNORM || in_mode == HK_GEMV_SWIGLU);
+    ARG_CHECK(y && x && w && rows >= 1 && rows <= kGemvMaxRows && in > 0 && in % 8 == 0 && out > 0);
+    ARG_CHECK(ldy >= out && ldx >= (in_mode == HK_GEMV_SWIGLU ? 2 * in : in) && ldw >= in && (!resid || ldr >= out));
+    ARG_CHECK(aligned16(x, (size_t)ldx * 2) && aligned16(w, (size_t)ldw * 2) && (!norm_w || aligned16(norm_w, 0)));
+    ARG_CHECK((!bias || ((uintptr_t)bias & 1) == 0) && (!resid || ((uintptr_t)resid & 1) == 0));
+    ARG_CHECK(y != x && (!resid || resid != y || ldr == ldy));
+    ARG_CHECK(in_mode == HK_GEMV_X || (size_t)rows * in * 2 <= (size_t)kGemvStageBytes);
+    const GemvArgs a = {(bf16 *)y,         ldy, (const bf16 *)resid, ldr, (const bf16 *)x, ldx, (const bf16 *)norm_w,
+                        eps, (const bf16 *)w, ldw, (const bf16 *)bias, in, out};
+    switch (in_mode) {
+    case HK_GEMV_X: return resid ? gemv_launch<HK_GEMV_X, true>(a, rows, stream) : gemv_launch<HK_GEMV_X, false>(a, rows, stream);
+    case HK_GEMV_RMSNORM:
+        return resid ? gemv_launch<HK_GEMV_RMSNORM, true>(a, rows, stream)
+                     : gemv_launch<HK_GEMV_RMSNORM, false>(a, rows, stream);
+    default:
+        return resid ? gemv_launch<HK_GEMV_SWIGLU, true>(a, rows, stream)
+                     : gemv_launch<HK_GEMV_SWIGLU, false>(a, rows, stream);
+    }
+}
+
+extern "C" int hk_gemv_rows(const hk_gemm *g, hk_gemv_in in_mode, int in) {
+    if (!g || g->no_gemv || in <= 0 || in % 8 != 0) return 0;
+    const int rows = gemv_use_rows();
+    return in_mode == HK_GEMV_X ? rows : std::min(rows, kGemvStageBytes / (2 * in));
+}
 
 extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w,
                            int ldw, const void *bias, int rows, int in, int out, cudaStream_t stream) {

@@ -231,6 +231,28 @@ void hk_gemm_destroy(hk_gemm *g);
 int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w, int ldw,
                 const void *bias, int rows, int in, int out, cudaStream_t stream);
 
+/* The weight-streaming GEMV of hk_gemm_run (BF16, 1..8 rows) with the
+   kernels around a decode step's projections folded in. The input a[r, i]
+   is formed from x as the BF16 values the separate kernel would write:
+     HK_GEMV_X        a = x
+     HK_GEMV_RMSNORM  a = hk_rmsnorm(x[r]; norm_w, eps) (norm_w may be NULL)
+     HK_GEMV_SWIGLU   a = hk_swiglu(gate = x[r, 0..in), up = x[r, in..2in))
+   then t[r, o] = round(sum_i a[r, i] w[o, i] + bias[o]) (bias may be NULL),
+   and y = t, or with resid y[r, o] = round(resid[r, o] + t[r, o]) (the add
+   of hk_add_rmsnorm). y may equal resid (same ld), not x. Bit for bit what
+   the separate kernels and hk_gemm_run give where hk_gemm_run streams the
+   weights itself: up to hk_gemv_rows(g, in_mode, in) rows. Needs in % 8 == 0,
+   16-byte aligned x, w (with their row pitches) and norm_w. */
+typedef enum { HK_GEMV_X = 0, HK_GEMV_RMSNORM = 1, HK_GEMV_SWIGLU = 2 } hk_gemv_in;
+int hk_gemv(hk_dtype dtype, hk_gemv_in in_mode, void *y, int ldy, const void *resid, int ldr, const void *x, int ldx,
+            const void *norm_w, float eps, const void *w, int ldw, const void *bias, int rows, int in, int out,
+            cudaStream_t stream);
+/* The most rows (0..8) for which hk_gemm_run(g) takes its own GEMV kernel on
+   BF16 inputs of `in` columns (0 with HYMEVAL_GEMV=0; HYMEVAL_GEMV_ROWS sets
+   the cut-over, default 2) and hk_gemv takes in_mode (its staged input fits
+   in shared memory). */
+int hk_gemv_rows(const hk_gemm *g, hk_gemv_in in_mode, int in);
+
 #ifdef __cplusplus
 }
 #endif

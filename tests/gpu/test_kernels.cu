@@ -1025,6 +1025,102 @@ static void test_gemm(Rng &rng) {
     hk_gemm_destroy(g);
 }
 
+// ------------------------------------------------------------------ GEMV with prologue / residual epilogue
+
+// hk_gemv in every input mode, with and without the residual epilogue (in
+// place, y == resid, as the backend runs it, and out of place into
+// poison): against the CPU (the engine's rmsnorm / silu, matmul, rounded
+// where the separate kernels store), and bit for bit against the separate
+// kernels (hk_rmsnorm or hk_swiglu, then hk_gemm_run's GEMV, then
+// hk_add_rmsnorm's add). Shapes of Hymba-1.5B's decode projections, the
+// tiny models' (in 64: a 32-thread norm), in not a multiple of 256, out
+// not a multiple of the 8 columns of a block, 1 to 4 rows.
+static void test_gemv_fused(Rng &rng) {
+    struct Case { int rows, in, out, bias, padx; };
+    std::vector<Case> cases = {{1, 1600, 1601, 1, 0}, {2, 1600, 3200, 1, 8}, {1, 3200, 1600, 1, 0},
+                               {2, 5504, 1600, 0, 0}, {2, 64, 333, 0, 8},    {1, 72, 100, 1, 0},
+                               {4, 1000, 77, 1, 0},   {3, 2056, 50, 0, 8}};
+    if (g_small) cases = {{1, 64, 40, 1, 0}, {2, 72, 33, 0, 8}};
+    setenv("HYMEVAL_GEMV_ROWS", "8", 1);  // as test_gemm (read once): the GEMV up to 8 rows
+    hk_gemm *g = nullptr;
+    if (hk_gemm_create(&g, 0)) {
+        printf("gemv          hk_gemm_create failed: %s  FAIL\n", hk_last_error());
+        g_failures++;
+        return;
+    }
+    const hk_dtype d = HK_BF16;
+    const float eps = 1e-6f;
+    struct Mode { hk_gemv_in in; bool resid; const char *name; };
+    const Mode modes[5] = {{HK_GEMV_RMSNORM, false, "gemv norm"},    {HK_GEMV_SWIGLU, false, "gemv swiglu"},
+                           {HK_GEMV_X, true, "gemv x+res"},          {HK_GEMV_RMSNORM, true, "gemv norm+res"},
+                           {HK_GEMV_SWIGLU, true, "gemv swig+res"}};
+    for (const Case &cs : cases)
+        for (const Mode &md : modes) {
+            const int rows = cs.rows, in = cs.in, out = cs.out, ldy = out + (cs.padx ? 1 : 0);
+            const bool swiglu = md.in == HK_GEMV_SWIGLU;
+            const int ldx = (swiglu ? 2 * in : in) + cs.padx;
+            std::string shape = fmt("rows=%d in=%d out=%d bias=%d ldx=%d", rows, in, out, cs.bias, ldx);
+            if (hk_gemv_rows(g, md.in, in) < rows) {  // the comparison with hk_gemm_run would not be the GEMV's
+                printf("%-13s %s: hk_gemv_rows %d < rows  FAIL\n", md.name, shape.c_str(),
+                       hk_gemv_rows(g, md.in, in));
+                g_failures++;
+                continue;
+            }
+            Vec x = rand_vec(rng, (size_t)rows * ldx, -2, 2), w = rand_vec(rng, (size_t)out * in, -0.1f, 0.1f);
+            Vec bias = rand_vec(rng, out, -1, 1), nw = rand_vec(rng, in, 0.5f, 1.5f);
+            Vec resid = rand_vec(rng, (size_t)rows * ldy, -3, 3);
+            round_to(d, x), round_to(d, w), round_to(d, bias), round_to(d, nw), round_to(d, resid);
+            // the CPU: the input as the separate kernel stores it, the GEMM, the add
+            Vec a((size_t)rows * in), ref((size_t)rows * out);
+            for (int r = 0; r < rows; r++) {
+                float *ar = &a[(size_t)r * in];
+                const float *xr = &x[(size_t)r * ldx];
+                if (md.in == HK_GEMV_RMSNORM) rmsnorm(ar, xr, nw.data(), in, eps);
+                for (int i = 0; i < in; i++)
+                    ar[i] = md.in == HK_GEMV_RMSNORM ? rnd(d, ar[i]) : swiglu ? rnd(d, rnd(d, silu(xr[i])) * xr[in + i])
+                                                                              : xr[i];
+            }
+            matmul(ref.data(), out, a.data(), in, w.data(), cs.bias ? bias.data() : nullptr, rows, in, out);
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) {
+                    float &v = ref[(size_t)r * out + o];
+                    v = md.resid ? rnd(d, resid[(size_t)r * ldy + o] + rnd(d, v)) : rnd(d, v);
+                }
+            void *xd = upload(d, x), *wd = upload(d, w), *bd = cs.bias ? upload(d, bias) : nullptr;
+            void *nwd = upload(d, nw);
+            // the separate kernels
+            const size_t es = 2;
+            void *ad = xd, *td = poisoned(d, (size_t)rows * ldy);
+            int lda = ldx;
+            if (md.in != HK_GEMV_X) {
+                ad = poisoned(d, (size_t)rows * in), lda = in;
+                if (swiglu) HK(hk_swiglu(d, ad, in, xd, ldx, (char *)xd + in * es, ldx, rows, in, g_stream));
+                else HK(hk_rmsnorm(d, ad, in, xd, ldx, nwd, rows, in, eps, g_stream));
+            }
+            HK(hk_gemm_run(g, d, td, ldy, ad, lda, wd, in, bd, rows, in, out, g_stream));
+            void *sep = td;
+            if (md.resid) {
+                sep = upload(d, resid);
+                HK(hk_add_rmsnorm(d, sep, ldy, td, ldy, poisoned(d, (size_t)rows * out), out, nullptr, rows, out, eps,
+                                  g_stream));
+            }
+            // fused: in place on resid (as the backend), and into poison
+            void *yd = md.resid ? upload(d, resid) : poisoned(d, (size_t)rows * ldy);
+            HK(hk_gemv(d, md.in, yd, ldy, md.resid ? yd : nullptr, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in, out,
+                       g_stream));
+            std::string sh = md.resid ? shape + " in place" : shape;
+            report(md.name, sh, "bf16", download(d, yd, (size_t)rows * ldy), ldy, ref, out, rows, out, tol_of(d),
+                   !md.resid);
+            report_exact(md.name, sh, "bf16/sep.", d, yd, ldy, sep, ldy, rows, out, !md.resid);
+            if (md.resid) {  // out of place: y poisoned, resid apart
+                void *rd = upload(d, resid), *yo = poisoned(d, (size_t)rows * ldy);
+                HK(hk_gemv(d, md.in, yo, ldy, rd, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in, out, g_stream));
+                report_exact(md.name, shape, "bf16/sep.", d, yo, ldy, sep, ldy, rows, out);
+            }
+            free_all();
+        }
+    hk_gemm_destroy(g);
+}
 
 // ------------------------------------------------------------------ timings (--bench)
 
@@ -1128,6 +1224,36 @@ static void bench(Rng &rng) {
                 printf("%-13s %-46s %9.3f  %.0f GB/s of weights (cuBLASLt: %.3f ms, %.0f GB/s)\n", "gemm",
                        fmt("%s rows=%d in=%d out=%d", sh.what, rows, sh.in, sh.out).c_str(), ms[0],
                        bytes / (ms[0] * 1e-3) / 1e9, ms[1], bytes / (ms[1] * 1e-3) / 1e9);
+            }
+        // the fused GEMVs of a decode step against the separate kernels they replace (plain launches, no graph)
+        struct Fused { hk_gemv_in in; bool resid; int k, n; const char *what; };
+        for (const Fused &fz : {Fused{HK_GEMV_RMSNORM, false, 1600, 8960, "in_proj: norm"},
+                                Fused{HK_GEMV_X, true, 3200, 1600, "out_proj: +resid"},
+                                Fused{HK_GEMV_RMSNORM, false, 1600, 11008, "mlp in: norm"},
+                                Fused{HK_GEMV_SWIGLU, true, 5504, 1600, "mlp down: swiglu+resid"}})
+            for (int rows : {1, 2}) {
+                if (bad) break;
+                const bool sw = fz.in == HK_GEMV_SWIGLU;
+                const int ldx = sw ? 2 * fz.k : fz.k;
+                void *w = dev_rand((size_t)fz.k * fz.n), *x = dev_rand((size_t)rows * ldx), *nw = dev_rand(fz.k);
+                void *a = dmalloc((size_t)rows * fz.k * 2), *y = dev_rand((size_t)rows * fz.n);
+                void *t = dmalloc((size_t)rows * fz.n * 2), *hn = dmalloc((size_t)rows * fz.n * 2);
+                double fused = median_ms([&] {
+                    LAUNCH(hk_gemv(d, fz.in, y, fz.n, fz.resid ? y : nullptr, fz.n, x, ldx, nw, 1e-6f, w, fz.k, nullptr,
+                                   rows, fz.k, fz.n, g_stream));
+                });
+                double sep = median_ms([&] {
+                    const void *in = x;
+                    if (fz.in == HK_GEMV_RMSNORM) LAUNCH(hk_rmsnorm(d, a, fz.k, x, ldx, nw, rows, fz.k, 1e-6f, g_stream));
+                    if (sw) LAUNCH(hk_swiglu(d, a, fz.k, x, ldx, (char *)x + fz.k * 2, ldx, rows, fz.k, g_stream));
+                    if (fz.in != HK_GEMV_X) in = a;
+                    LAUNCH(hk_gemm_run(gv, d, fz.resid ? t : y, fz.n, in, fz.in == HK_GEMV_X ? ldx : fz.k, w, fz.k,
+                                       nullptr, rows, fz.k, fz.n, g_stream));
+                    if (fz.resid)  // the add (the backend's next add_rmsnorm also normalises)
+                        LAUNCH(hk_add_rmsnorm(d, y, fz.n, t, fz.n, hn, fz.n, nullptr, rows, fz.n, 1e-6f, g_stream));
+                });
+                printf("%-13s %-46s %9.3f  (separate kernels: %.3f ms)\n", "gemv fused",
+                       fmt("%s rows=%d in=%d out=%d", fz.what, rows, fz.k, fz.n).c_str(), fused, sep);
             }
         hk_gemm_destroy(gv);
         hk_gemm_destroy(gl);
@@ -1242,6 +1368,7 @@ int main(int argc, char **argv) {
     test_attn_prefill_cached(rng);
     test_attn_decode(rng);
     test_gemm(rng);
+    test_gemv_fused(rng);
     printf("%d checks, %d failed\n", g_checks, g_failures);
     if (do_bench) bench(rng);
     CK(cudaStreamDestroy(g_stream));
