@@ -31,6 +31,12 @@
 //   sequence starts from a device-to-device copy of that state.
 // - Decode passes (one token per sequence) replay a CUDA graph of the whole
 //   step (run_decode_graph); HYMEVAL_CUDA_GRAPHS=0 turns that off.
+// - Decode passes of a few BF16 rows (up to the GEMV cut-over) fold the
+//   RMSNorms, SwiGLU and the residual adds into the projections' GEMVs
+//   (hk_gemv): the residual stream h is updated in place by out_proj and
+//   mlp_down, and in_proj / mlp_in normalise it as they read it. The
+//   roundings are the separate kernels', so the logits are the same bits;
+//   HYMEVAL_FUSE=0 turns it off (comparisons, timings).
 // - HYMEVAL_CUDA_PASS_TOKENS=N sets the rows per pass (tests force chunking).
 #include <stdint.h>
 #include <stdio.h>
@@ -154,6 +160,7 @@ struct Impl {
     size_t scan_ws_bytes, dec_ws_bytes;
 
     bool use_graphs;         // decode passes replay a CUDA graph (HYMEVAL_CUDA_GRAPHS=0: never)
+    int fuse_rows;           // decode passes of up to this many rows run the fused GEMVs (0: never)
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
@@ -644,6 +651,11 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
     const int L = im->L, H = im->H, I = im->I, N = im->N, R = im->R, XDB = im->XDB, kv_ld = im->kw + im->vw;
     const int B = ps.B, T = ps.T, max_len = ps.max_len;
     const int *cu_arg = ps.decode ? nullptr : ps.cu;  // NULL: one row per sequence (decode kernels)
+    // A decode step of a few rows is bound by kernel launches: the norms,
+    // SwiGLU and residual adds then run inside the GEMVs (hk_gemv), h holds
+    // the whole residual stream after every sublayer (no tmp), and the
+    // observer, which reads the separate kernels' buffers, keeps them.
+    const bool fuse = ps.decode && T <= im->fuse_rows && !observing(im);
 
     // embeddings (or the meta rows)
     im->prof_used = 0;  // a pass that failed earlier may have left events behind
@@ -663,11 +675,17 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         char *proj = (char *)im->proj;
 
         // u = RMSNorm(h) (after adding the previous sublayer's output); proj = in_proj u
-        if (prof_mark(im, PROF_NORM, err)) return -1;
-        if (l == 0) HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.input_norm, T, H, c->rms_eps, st));
-        else HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, w.input_norm, T, H, c->rms_eps, st));
-        if (prof_mark(im, PROF_PROJ, err)) return -1;
-        HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
+        if (fuse) {  // h is complete: the GEMV normalises it as it reads it
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
+            HKR(hk_gemv(d, HK_GEMV_RMSNORM, proj, rows, nullptr, 0, im->h, H, w.input_norm, c->rms_eps, w.in_proj, H,
+                        w.in_proj_bias, T, H, rows, st));
+        } else {
+            if (prof_mark(im, PROF_NORM, err)) return -1;
+            if (l == 0) HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.input_norm, T, H, c->rms_eps, st));
+            else HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, w.input_norm, T, H, c->rms_eps, st));
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
+            HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
+        }
 
         if (layer_has_attn(c, l)) {
             if (prof_mark(im, PROF_ATTN, err)) return -1;
@@ -719,15 +737,32 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             if (observing(im) && im->m->observer->ssm_token && observe_ssm(im, ps, l, xdb, err)) return -1;
         }
 
-        // f = fused norms of the branches present; tmp = out_proj f
+        // f = fused norms of the branches present; tmp = out_proj f (fused: h += out_proj f)
         const bool ha = layer_has_attn(c, l), hs = layer_has_ssm(c, l);
         if (prof_mark(im, PROF_NORM, err)) return -1;
         HKR(hk_fuse_norm_avg(d, im->fused, I, ha ? im->attn : nullptr, I, w.attn_out_norm, hs ? im->ssm_y : nullptr, I,
                              w.ssm_out_norm, T, I, c->rms_eps, st));
         if (prof_mark(im, PROF_PROJ, err)) return -1;
-        HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->fused, I, w.out_proj, I, w.out_proj_bias, T, I, H, st));
+        if (fuse)
+            HKR(hk_gemv(d, HK_GEMV_X, im->h, H, im->h, H, im->fused, I, nullptr, 0, w.out_proj, I, w.out_proj_bias, T,
+                        I, H, st));
+        else
+            HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->fused, I, w.out_proj, I, w.out_proj_bias, T, I, H, st));
 
-        if (im->F > 0) {  // h += tmp; tmp = MLP(RMSNorm(h))
+        if (im->F > 0 && fuse) {  // h += MLP(RMSNorm(h)): norm, SwiGLU and add inside the GEMVs
+            const int F = im->F;
+            if (prof_mark(im, PROF_MLP, err)) return -1;
+            HKR(hk_gemv(d, HK_GEMV_RMSNORM, im->gu, im->mlp_cols, nullptr, 0, im->h, H, w.mlp_norm, c->rms_eps,
+                        w.mlp_in, H, nullptr, T, H, im->mlp_cols, st));
+            if (c->mlp_act == MLP_SILU) {
+                HKR(hk_gemv(d, HK_GEMV_SWIGLU, im->h, H, im->h, H, im->gu, 2 * F, nullptr, 0, w.mlp_down, F, nullptr,
+                            T, F, H, st));
+            } else {
+                HKR(hk_relu2(d, im->act, F, im->gu, F, T, F, st));
+                HKR(hk_gemv(d, HK_GEMV_X, im->h, H, im->h, H, im->act, F, nullptr, 0, w.mlp_down, F, nullptr, T, F,
+                            H, st));
+            }
+        } else if (im->F > 0) {  // h += tmp; tmp = MLP(RMSNorm(h))
             const int F = im->F;
             if (prof_mark(im, PROF_NORM, err)) return -1;
             HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, w.mlp_norm, T, H, c->rms_eps, st));
@@ -753,7 +788,9 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         }
     const bool hidden = observing(im) && im->m->observer->hidden;
     if ((ps.n_rows > 0 || hidden) && prof_mark(im, PROF_NORM, err)) return -1;
-    if (ps.n_rows > 0 || hidden)  // the final norm of every row (its input h += tmp is needed only here)
+    if (fuse && ps.n_rows > 0)  // the final norm of every row (h is already complete)
+        HKR(hk_rmsnorm(d, im->u, H, im->h, H, im->final_norm, T, H, c->rms_eps, st));
+    else if (ps.n_rows > 0 || hidden)  // the final norm of every row (its input h += tmp is needed only here)
         HKR(hk_add_rmsnorm(d, im->h, H, im->tmp, H, im->u, H, im->final_norm, T, H, c->rms_eps, st));
     if (hidden && observe_hidden(im, ps, err)) return -1;
     return 0;
@@ -1118,6 +1155,16 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
     {
         const char *g = getenv("HYMEVAL_CUDA_GRAPHS");
         im->use_graphs = !(g && strcmp(g, "0") == 0);
+        // fused decode (pass_layers) wherever every GEMV it replaces is the
+        // weight-streaming kernel: the same bits (HYMEVAL_FUSE=0: never)
+        const char *f = getenv("HYMEVAL_FUSE");
+        im->fuse_rows = 0;
+        if (im->dt == HK_BF16 && !(f && strcmp(f, "0") == 0)) {
+            const bool silu = c->mlp_act == MLP_SILU;
+            int r = std::min(hk_gemv_rows(im->gemm, HK_GEMV_RMSNORM, im->H), hk_gemv_rows(im->gemm, HK_GEMV_X, im->I));
+            if (im->F > 0) r = std::min(r, hk_gemv_rows(im->gemm, silu ? HK_GEMV_SWIGLU : HK_GEMV_X, im->F));
+            im->fuse_rows = r;
+        }
     }
     b->begin = cuda_begin;
     b->fork = cuda_fork;
@@ -1167,6 +1214,11 @@ extern "C" int backend_cuda_profile_read(const Backend *b, CudaProfile *out) {
     if (!b || !b->name || strcmp(b->name, "cuda") != 0) return -1;
     *out = ((const Impl *)b->impl)->prof;
     return 0;
+}
+
+extern "C" int backend_cuda_fuse_rows(const Backend *b) {
+    if (!b || !b->name || strcmp(b->name, "cuda") != 0) return -1;
+    return ((const Impl *)b->impl)->fuse_rows;
 }
 
 extern "C" int cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {

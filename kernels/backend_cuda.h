@@ -49,6 +49,10 @@ extern const char *const cuda_profile_part[PROF_N];
 int backend_cuda_profile_enable(Backend *b, int on);
 /* The sums so far; -1 for a non-CUDA backend. */
 int backend_cuda_profile_read(const Backend *b, CudaProfile *out);
+/* The most sequences a decode pass may have to run with the norms, SwiGLU
+   and residual adds fused into the projection GEMVs (BF16 only; 0: never,
+   e.g. FP32 or HYMEVAL_FUSE=0); -1 for a non-CUDA backend. */
+int backend_cuda_fuse_rows(const Backend *b);
 /* cudaMemGetInfo of the current device; -1 (and zeros) without one. */
 int cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 

@@ -13,6 +13,10 @@
 //     mixed prefill/decode call) == each sequence alone, a forward cut into
 //     passes of 50 rows == one pass, fork + continue == the straight run
 //     (< 1e-5 each);
+//   - bf16-hf decode of one and of two sequences a step with the norms,
+//     SwiGLU and residual adds fused into the GEMVs (the default) gives
+//     the same logits, bit for bit, as the separate kernels
+//     (HYMEVAL_FUSE=0), with and without CUDA graphs;
 //   - generate_batch on the GPU gives the CPU's greedy ids (fp32);
 //   - cache bytes held >= the formula's.
 // Relative error: max|gpu - ref| / max|ref| over all logits compared; NaN fails.
@@ -177,6 +181,25 @@ static Vec decode_all(Backend *b, const Ids &p, Sequence **keep = nullptr) {
     }
     if (keep) *keep = s;
     else b->release(b, s);
+    return out;
+}
+
+// Logits of p and q (equal lengths) fed one token a step to two sequences
+// decoded together (passes of two rows): [step][p, q][V].
+static Vec decode_two(Backend *b, const Ids &p, const Ids &q) {
+    const int V = b->model->cfg.vocab_size, n = (int)p.size();
+    Vec out((size_t)2 * n * V, NAN);
+    Err err;
+    Sequence *s[2] = {b->begin(b, &err), nullptr};
+    if (!s[0] || !(s[1] = b->begin(b, &err))) die("begin", err);
+    for (int t = 0; t < n; t++) {
+        const int32_t *id[2] = {&p[t], &q[t]};
+        int one[2] = {1, 1};
+        float *row[2] = {&out[(size_t)(2 * t) * V], &out[(size_t)(2 * t + 1) * V]};
+        if (b->forward(b, s, id, one, 2, LOGITS_LAST, row, &err)) die("decode of two", err);
+    }
+    b->release(b, s[0]);
+    b->release(b, s[1]);
     return out;
 }
 
@@ -549,6 +572,38 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
     backend_close(g);
 }
 
+// BF16 decode with the fused GEMVs (the default: norms, SwiGLU and residual
+// adds inside the projections) against the separate kernels
+// (HYMEVAL_FUSE=0): the roundings are the same, so the logits must be the
+// same bits, one sequence a step and two (with graphs), and one without
+// graphs. The fused path must really run (backend_cuda_fuse_rows >= 2).
+static void fused_decode(const std::string &name, HymbaModel *mb, Rng &rng, int len) {
+    const int V = mb->cfg.vocab_size;
+    Ids p = rng.ids(len, V), q = rng.ids(len, V);
+    Backend *gf = open_cuda(mb);
+    setenv("HYMEVAL_FUSE", "0", 1);
+    Backend *gs = open_cuda(mb);
+    unsetenv("HYMEVAL_FUSE");
+    setenv("HYMEVAL_CUDA_GRAPHS", "0", 1);
+    Backend *gn = open_cuda(mb);
+    unsetenv("HYMEVAL_CUDA_GRAPHS");
+    char d[160];
+    const int rf = backend_cuda_fuse_rows(gf), rs = backend_cuda_fuse_rows(gs);
+    snprintf(d, sizeof d, "decode passes of up to %d rows fused (HYMEVAL_FUSE=0: %d)", rf, rs);
+    report_flag(name, "bf16 fused decode is on", rf >= 2 && rs == 0 && backend_cuda_fuse_rows(gn) == rf, d);
+    auto same = [&](const char *check, const Vec &got, const Vec &ref) {
+        const bool bits = got.size() == ref.size() && memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0;
+        report_row(name, check, compare(got, ref, V), bits, "== (bits)");
+    };
+    Vec sep = decode_all(gs, p);
+    same("bf16 decode: fused == separate", decode_all(gf, p), sep);
+    same("bf16 decode, no graphs: fused == sep.", decode_all(gn, p), sep);
+    same("bf16 decode of 2: fused == separate", decode_two(gf, p, q), decode_two(gs, p, q));
+    backend_close(gn);
+    backend_close(gs);
+    backend_close(gf);
+}
+
 // Greedy generation on the GPU gives the CPU's ids.
 static void generation(const std::string &name, HymbaModel *mf, Rng &rng) {
     const int V = mf->cfg.vocab_size;
@@ -639,6 +694,7 @@ int main(int argc, char **argv) {
         // a few thousand positions: lengths off the tile sizes, crossing the windows many times
         std::vector<Ids> prompts = {rng.ids(700, V), rng.ids(513, V), rng.ids(1, V), rng.ids(333, V), rng.ids(901, V)};
         parity(name, mf, mb, true, prompts);
+        fused_decode(name, mb, rng, 300);
         consistency(name, mf, rng, 300);
         offset_check(name, mf, mb, rng.ids(64, V));
         observer_rows(name, mf, rng);
