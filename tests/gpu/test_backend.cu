@@ -723,6 +723,7 @@ int main(int argc, char **argv) {
         g->release(g, s);
         report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
         backend_close(g);
+        fused_decode(name, mb, rng, 24);  // the real shapes (256-thread norms, staged SwiGLU of 5504)
         model_free(mf);
         model_free(mb);
     }
