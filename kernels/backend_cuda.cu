@@ -31,12 +31,14 @@
 //   sequence starts from a device-to-device copy of that state.
 // - Decode passes (one token per sequence) replay a CUDA graph of the whole
 //   step (run_decode_graph); HYMEVAL_CUDA_GRAPHS=0 turns that off.
-// - Decode passes of a few BF16 rows (up to the GEMV cut-over) fold the
+// - Decode passes of one BF16 row (HYMEVAL_FUSE=N: up to N) fold the
 //   RMSNorms, SwiGLU and the residual adds into the projections' GEMVs
 //   (hk_gemv): the residual stream h is updated in place by out_proj and
 //   mlp_down, and in_proj / mlp_in normalise it as they read it. The
 //   roundings are the separate kernels', so the logits are the same bits;
-//   HYMEVAL_FUSE=0 turns it off (comparisons, timings).
+//   one row by default, HYMEVAL_FUSE=N up to N rows, HYMEVAL_FUSE=0 never
+//   (comparisons, timings); HYMEVAL_FUSE_NORM=0
+//   keeps the RMSNorms as separate kernels (the rest fused).
 // - HYMEVAL_CUDA_PASS_TOKENS=N sets the rows per pass (tests force chunking).
 #include <stdint.h>
 #include <stdio.h>
@@ -161,6 +163,7 @@ struct Impl {
 
     bool use_graphs;         // decode passes replay a CUDA graph (HYMEVAL_CUDA_GRAPHS=0: never)
     int fuse_rows;           // decode passes of up to this many rows run the fused GEMVs (0: never)
+    bool fuse_norm;          // ... with the RMSNorms inside them too (HYMEVAL_FUSE_NORM=0: a separate kernel)
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
@@ -675,10 +678,15 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         char *proj = (char *)im->proj;
 
         // u = RMSNorm(h) (after adding the previous sublayer's output); proj = in_proj u
-        if (fuse) {  // h is complete: the GEMV normalises it as it reads it
+        if (fuse && im->fuse_norm) {  // h is complete: the GEMV normalises it as it reads it
             if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemv(d, HK_GEMV_RMSNORM, proj, rows, nullptr, 0, im->h, H, w.input_norm, c->rms_eps, w.in_proj, H,
                         w.in_proj_bias, T, H, rows, st));
+        } else if (fuse) {  // h is complete: no add before the norm
+            if (prof_mark(im, PROF_NORM, err)) return -1;
+            HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.input_norm, T, H, c->rms_eps, st));
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
+            HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
         } else {
             if (prof_mark(im, PROF_NORM, err)) return -1;
             if (l == 0) HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.input_norm, T, H, c->rms_eps, st));
@@ -752,8 +760,14 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         if (im->F > 0 && fuse) {  // h += MLP(RMSNorm(h)): norm, SwiGLU and add inside the GEMVs
             const int F = im->F;
             if (prof_mark(im, PROF_MLP, err)) return -1;
-            HKR(hk_gemv(d, HK_GEMV_RMSNORM, im->gu, im->mlp_cols, nullptr, 0, im->h, H, w.mlp_norm, c->rms_eps,
-                        w.mlp_in, H, nullptr, T, H, im->mlp_cols, st));
+            if (im->fuse_norm) {
+                HKR(hk_gemv(d, HK_GEMV_RMSNORM, im->gu, im->mlp_cols, nullptr, 0, im->h, H, w.mlp_norm, c->rms_eps,
+                            w.mlp_in, H, nullptr, T, H, im->mlp_cols, st));
+            } else {
+                HKR(hk_rmsnorm(d, im->u, H, im->h, H, w.mlp_norm, T, H, c->rms_eps, st));
+                HKR(hk_gemm_run(im->gemm, d, im->gu, im->mlp_cols, im->u, H, w.mlp_in, H, nullptr, T, H, im->mlp_cols,
+                                st));
+            }
             if (c->mlp_act == MLP_SILU) {
                 HKR(hk_gemv(d, HK_GEMV_SWIGLU, im->h, H, im->h, H, im->gu, 2 * F, nullptr, 0, w.mlp_down, F, nullptr,
                             T, F, H, st));
@@ -1155,15 +1169,22 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
     {
         const char *g = getenv("HYMEVAL_CUDA_GRAPHS");
         im->use_graphs = !(g && strcmp(g, "0") == 0);
-        // fused decode (pass_layers) wherever every GEMV it replaces is the
-        // weight-streaming kernel: the same bits (HYMEVAL_FUSE=0: never)
+        // fused decode (pass_layers) for passes of up to HYMEVAL_FUSE rows
+        // (default 1: measured on the H100, 1.5B at 8k, it takes batch-1
+        // decode from 3.63 to 3.45 ms a step but batch 2 from 3.88 to 4.00,
+        // where every block redoing the norm of two rows costs more than the
+        // launches it saves; 0: never), and only where every GEMV it
+        // replaces is the weight-streaming kernel: the same bits
         const char *f = getenv("HYMEVAL_FUSE");
+        const int fuse_max = f ? atoi(f) : 1;
         im->fuse_rows = 0;
-        if (im->dt == HK_BF16 && !(f && strcmp(f, "0") == 0)) {
+        const char *fn = getenv("HYMEVAL_FUSE_NORM");
+        im->fuse_norm = !(fn && strcmp(fn, "0") == 0);
+        if (im->dt == HK_BF16 && fuse_max > 0) {
             const bool silu = c->mlp_act == MLP_SILU;
             int r = std::min(hk_gemv_rows(im->gemm, HK_GEMV_RMSNORM, im->H), hk_gemv_rows(im->gemm, HK_GEMV_X, im->I));
             if (im->F > 0) r = std::min(r, hk_gemv_rows(im->gemm, silu ? HK_GEMV_SWIGLU : HK_GEMV_X, im->F));
-            im->fuse_rows = r;
+            im->fuse_rows = std::min(r, fuse_max);
         }
     }
     b->begin = cuda_begin;

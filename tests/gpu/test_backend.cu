@@ -580,26 +580,37 @@ static void consistency(const std::string &name, HymbaModel *mf, Rng &rng, int l
 static void fused_decode(const std::string &name, HymbaModel *mb, Rng &rng, int len) {
     const int V = mb->cfg.vocab_size;
     Ids p = rng.ids(len, V), q = rng.ids(len, V);
+    Backend *gd = open_cuda(mb);  // the default: one row a pass
+    setenv("HYMEVAL_FUSE", "2", 1);  // two rows too, to test that path
     Backend *gf = open_cuda(mb);
     setenv("HYMEVAL_FUSE", "0", 1);
     Backend *gs = open_cuda(mb);
     unsetenv("HYMEVAL_FUSE");
+    setenv("HYMEVAL_FUSE", "2", 1);
     setenv("HYMEVAL_CUDA_GRAPHS", "0", 1);
     Backend *gn = open_cuda(mb);
     unsetenv("HYMEVAL_CUDA_GRAPHS");
+    setenv("HYMEVAL_FUSE_NORM", "0", 1);  // residual adds and SwiGLU fused, the norms separate
+    Backend *gm = open_cuda(mb);
+    unsetenv("HYMEVAL_FUSE_NORM");
+    unsetenv("HYMEVAL_FUSE");
     char d[160];
     const int rf = backend_cuda_fuse_rows(gf), rs = backend_cuda_fuse_rows(gs);
-    snprintf(d, sizeof d, "decode passes of up to %d rows fused (HYMEVAL_FUSE=0: %d)", rf, rs);
-    report_flag(name, "bf16 fused decode is on", rf >= 2 && rs == 0 && backend_cuda_fuse_rows(gn) == rf, d);
+    const int rd = backend_cuda_fuse_rows(gd);
+    snprintf(d, sizeof d, "decode passes of up to %d rows fused (HYMEVAL_FUSE=2: %d, =0: %d)", rd, rf, rs);
+    report_flag(name, "bf16 fused decode is on", rd == 1 && rf == 2 && rs == 0 && backend_cuda_fuse_rows(gn) == rf, d);
     auto same = [&](const char *check, const Vec &got, const Vec &ref) {
         const bool bits = got.size() == ref.size() && memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0;
         report_row(name, check, compare(got, ref, V), bits, "== (bits)");
     };
     Vec sep = decode_all(gs, p);
-    same("bf16 decode: fused == separate", decode_all(gf, p), sep);
+    same("bf16 decode: fused == separate", decode_all(gd, p), sep);
     same("bf16 decode, no graphs: fused == sep.", decode_all(gn, p), sep);
     same("bf16 decode of 2: fused == separate", decode_two(gf, p, q), decode_two(gs, p, q));
+    same("bf16 decode, norms apart: == separate", decode_all(gm, p), sep);
+    backend_close(gm);
     backend_close(gn);
+    backend_close(gd);
     backend_close(gs);
     backend_close(gf);
 }
