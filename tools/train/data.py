@@ -14,7 +14,7 @@
    byte), with a mask marking the answer tokens.
 
 usage: data.py --hymeval build/hymeval --tokenizer DIR --work DIR --out FILE.npz
-               [--scale K] [--lengths 256,512,1024] [--seed S] [--only NAMES] [--text-only FILE]
+               [--scale K] [--lengths 256,512,1024] [--seed S] [--only NAMES] [--far TOKENS] [--text-only FILE]
 --only keeps the named tasks (variants such as single_1,kv, or the groups
 niah, recall, docs; default all). --text-only writes the plain texts (one JSON
 string per line) instead, for training the tokenizer.
@@ -65,14 +65,43 @@ def selected(task, group, only):
     return not only or task.get("variant", task["kind"]) in only or group in only
 
 
-def task_lines(lengths, scale, seed, only=None):
+def far_depths(length, far):
+    """Grid depths (percent, steps of 5) that leave at least `far` tokens (plus
+    the question's ~32) between the needle and the end of the prompt."""
+    top = int(100 * (1 - (far + 32) / length)) // 5 * 5
+    return list(range(0, top + 1, 5)) if top >= 0 else []
+
+
+def far_lines(i, task, per, usable, scale, seed, far):
+    """NIAH lines with every asked needle's first depth beyond the last `far`
+    tokens (a sliding window's reach): one line per chunk, one example per
+    (length, depth) of its grid, seeds of their own."""
+    for n in usable:
+        depths = far_depths(n, far)
+        if not depths:
+            continue
+        todo, c = max(1, per * scale), 0
+        while todo > 0:
+            t = {k: v for k, v in task.items() if k != "depth_mode"}
+            t.update(name="t%02d_%s_far%d_c%03d" % (i, task["variant"], n, c), lengths=[n], depth_mode="grid",
+                     depths=depths, samples_per_cell=1, seed=seed + 1000 * i + 97 * c + n)
+            todo -= len(depths)
+            c += 1
+            yield t
+
+
+def task_lines(lengths, scale, seed, only=None, far=0):
     """Task lines for gen-data, each task cut into chunks of CHUNK samples with
-    seeds of their own (an index i keeps its seeds whatever --only leaves out)."""
+    seeds of their own (an index i keeps its seeds whatever --only leaves out).
+    far > 0: NIAH needles only at depths at least `far` tokens from the end."""
     for i, (task, per) in enumerate(TASKS):
         if not selected(task, task["kind"], only):
             continue
         usable = [n for n in lengths if n >= MIN_LENGTH.get(task["variant"], 0)]
         if not usable:
+            continue
+        if far and task["kind"] == "niah":
+            yield from far_lines(i, task, per, usable, scale, seed, far)
             continue
         count = "samples" if task["kind"] == "niah" else "num_samples"
         todo, c = max(1, per * scale), 0
@@ -131,7 +160,7 @@ def build(args):
                     "--passages", str(300 * args.scale)], check=True)
     lengths = [int(x) for x in args.lengths.split(",")]
     only = set(args.only.split(",")) if args.only else None
-    tasks = list(task_lines(lengths, args.scale, args.seed, only))
+    tasks = list(task_lines(lengths, args.scale, args.seed, only, args.far))
     if not tasks:
         sys.exit("--only %s keeps no task" % args.only)
     # one gen-data process per task, as many at once as there are cores; the
@@ -140,7 +169,7 @@ def build(args):
         results = list(pool.map(lambda t: generate(args, args.work, t), tasks))
     rows, per_task = [], {}
     for task, got in zip(tasks, results):
-        key = task["name"].rsplit("_c", 1)[0] if task["name"].startswith("t") else task["name"]
+        key = task["name"].rsplit("_c", 1)[0].split("_far")[0] if task["name"].startswith("t") else task["name"]
         per_task[key] = per_task.get(key, 0) + len(got)
         rows += got
     for key, n in per_task.items():
@@ -158,6 +187,9 @@ def main():
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--lengths", default="256,512,1024")
     ap.add_argument("--seed", type=int, default=100003)
+    ap.add_argument("--far", type=int, default=0, metavar="TOKENS",
+                    help="NIAH needles only where at least TOKENS tokens separate them from the question "
+                         "(e.g. the sliding window, 256: retrieval the window layers cannot do)")
     ap.add_argument("--only", help="comma-separated variants (single_1, kv, ...) or groups (niah, recall, docs) "
                                    "to keep; default all")
     args = ap.parse_args()

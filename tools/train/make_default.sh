@@ -5,7 +5,8 @@
 # e.g.  bash tools/train/make_default.sh /tmp/train --time-limit 3000
 # Needs build/hymeval (bash scripts/build.sh; or HYMEVAL=path), PyTorch,
 # `tokenizers` and `safetensors`. SCALE and LENGTHS (environment) size the
-# data, SEED and ONLY (data.py --seed, --only: e.g. niah,recall) choose it;
+# data, SEED, ONLY and FAR (data.py --seed, --only: e.g. niah,recall, --far:
+# needles at least FAR tokens before the question) choose it;
 # the defaults are what phases 1-2 were trained on. CHECK_ARGS:
 # extra check_logits.py options (e.g. --device cpu --device cuda). DATA_ONLY=1:
 # stop after the tokenizer and the data; CHECK=0: after the training.
@@ -29,9 +30,9 @@ if [ ! -f "$WORK/tokenizer/tokenizer.json" ]; then
 fi
 
 if [ ! -f "$WORK/train.npz" ]; then
-  echo "== training data (scale $SCALE, lengths $LENGTHS${SEED:+, seed $SEED}${ONLY:+, only $ONLY})"
+  echo "== training data (scale $SCALE, lengths $LENGTHS${SEED:+, seed $SEED}${ONLY:+, only $ONLY}${FAR:+, needles >= $FAR tokens back})"
   python3 tools/train/data.py --hymeval "$HYMEVAL" --tokenizer "$WORK/tokenizer" --work "$WORK/data" \
-      --scale "$SCALE" --lengths "$LENGTHS" ${SEED:+--seed "$SEED"} ${ONLY:+--only "$ONLY"} --out "$WORK/train.npz"
+      --scale "$SCALE" --lengths "$LENGTHS" ${SEED:+--seed "$SEED"} ${ONLY:+--only "$ONLY"} ${FAR:+--far "$FAR"} --out "$WORK/train.npz"
 fi
 [ -n "${DATA_ONLY:-}" ] && exit 0
 
