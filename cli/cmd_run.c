@@ -864,14 +864,8 @@ int cmd_run(int argc, char **argv) {
     if (ready) {
         hash_model(backend->model, model_hash);
         /* what must match for --resume to continue this run */
-        run = cJSON_CreateObject();
-        cJSON_AddStringToObject(run, "tasks_sha256", tf.sha256);
-        cJSON_AddStringToObject(run, "model_sha256", model_hash);
-        cJSON_AddStringToObject(run, "precision", a.precision);
-        cJSON_AddNumberToObject(run, "limit", a.limit);
-        cJSON_AddStringToObject(run, "only", a.only ? a.only : "");
-        /* results of two backends don't mix: throughput, and BF16 vs emulated numerics */
-        cJSON_AddStringToObject(run, "backend", backend->name);
+        const RunIdentity id = {tf.sha256, model_hash, a.precision, backend->name, a.limit, a.only};
+        run = results_identity_new(&id);
         int flags = (a.resume ? RESULTS_RESUME : 0) | (dist.mode == DIST_SHARD ? RESULTS_PEERS : 0);
         const char *own_part = dist.mode == DIST_SINGLE || (dist.mode == DIST_MPI && dist.size == 1) ? NULL : part;
         ready = results_open_part(&results, out_dir, own_part, flags, run, &err) == 0 &&

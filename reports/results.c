@@ -440,14 +440,25 @@ int results_remove_parts(const char *dir, Err *err) {
     return 0;
 }
 
+/* What --resume and merge must find unchanged, built and compared here only. */
+static const char *const identity_keys[] = {"tasks_sha256", "model_sha256", "precision", "backend", "limit", "only"};
+
+cJSON *results_identity_new(const RunIdentity *id) {
+    cJSON *run = cJSON_CreateObject();
+    if (!run) return NULL;
+    const char *text[] = {id->tasks_sha256, id->model_sha256, id->precision, id->backend};
+    for (int i = 0; i < 4; i++) cJSON_AddStringToObject(run, identity_keys[i], text[i]);
+    cJSON_AddNumberToObject(run, identity_keys[4], id->limit);
+    cJSON_AddStringToObject(run, identity_keys[5], id->only ? id->only : "");
+    return run;
+}
+
 int results_same_run(const cJSON *a, const cJSON *b, char *which, size_t len) {
-    /* the identity cli/cmd_run.c records: what --resume must find unchanged */
-    static const char *const keys[] = {"tasks_sha256", "model_sha256", "precision", "backend", "limit", "only"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, keys[i]);
-        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, keys[i]);
+    for (size_t i = 0; i < sizeof identity_keys / sizeof *identity_keys; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, identity_keys[i]);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, identity_keys[i]);
         if (!x || !y || !cJSON_Compare(x, y, 1)) {
-            snprintf(which, len, "%s", keys[i]);
+            snprintf(which, len, "%s", identity_keys[i]);
             return 0;
         }
     }

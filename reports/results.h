@@ -56,8 +56,17 @@ int results_remove_parts(const char *dir, Err *err);
    malloc'd paths (free with results_free_paths). */
 int results_part_descriptions(const char *dir, char ***paths, int *n, Err *err);
 void results_free_paths(char **paths, int n);
+/* A run's identity: what --resume and merge must find unchanged. Results of
+   two backends don't mix (throughput, and BF16 vs emulated numerics). */
+typedef struct {
+    const char *tasks_sha256, *model_sha256, *precision, *backend;
+    double limit;
+    const char *only; /* NULL: none */
+} RunIdentity;
+/* A new run description holding the identity (the caller adds the rest). */
+cJSON *results_identity_new(const RunIdentity *id);
 /* Whether two run descriptions describe the same run (task file, model,
-   precision, limit, --only); *which names the first field that differs. */
+   precision, backend, limit, --only); *which names the first field that differs. */
 int results_same_run(const cJSON *a, const cJSON *b, char *which, size_t len);
 
 /* Whether task/example was scored in an earlier (interrupted) run. */
