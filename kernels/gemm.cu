@@ -318,16 +318,11 @@ extern "C" int hk_gemv_rows(const hk_gemm *g, hk_gemv_in in_mode, int in) {
     return in_mode == HK_GEMV_X ? rows : std::min(rows, kGemvStageBytes / (2 * in));
 }
 
-extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w,
-                           int ldw, const void *bias, int rows, int in, int out, cudaStream_t stream) {
-    ARG_CHECK(g && y && x && w && rows >= 0 && in > 0 && out > 0 && ldy >= out && ldx >= in && ldw >= in);
-    ARG_CHECK(dtype == HK_F32 || dtype == HK_BF16);
-    if (rows == 0) return 0;
-    if (!g->no_gemv && gemv_fits(dtype, x, ldx, w, ldw, bias, rows, in))
-        return gemv_run(y, ldy, x, ldx, w, ldw, bias, rows, in, out, stream);
+// The descriptors of y = x W^T (+ bias) for cuBLASLt, in `call`.
+static int lt_prepare(const hk_gemm *g, LtCall &call, hk_dtype dtype, const void *y, int ldy, const void *x, int ldx,
+                      const void *w, int ldw, const void *bias, int rows, int in, int out) {
     const cudaDataType_t dt = dtype == HK_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     const size_t es = hk_dtype_size(dtype);
-    LtCall call;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&call.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(call.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -356,6 +351,18 @@ extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const v
                                                       sizeof al_c));
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(call.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
                                                       sizeof al_c));
+    return 0;
+}
+
+extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w,
+                           int ldw, const void *bias, int rows, int in, int out, cudaStream_t stream) {
+    ARG_CHECK(g && y && x && w && rows >= 0 && in > 0 && out > 0 && ldy >= out && ldx >= in && ldw >= in);
+    ARG_CHECK(dtype == HK_F32 || dtype == HK_BF16);
+    if (rows == 0) return 0;
+    if (!g->no_gemv && gemv_fits(dtype, x, ldx, w, ldw, bias, rows, in))
+        return gemv_run(y, ldy, x, ldx, w, ldw, bias, rows, in, out, stream);
+    LtCall call;
+    if (lt_prepare(g, call, dtype, y, ldy, x, ldx, w, ldw, bias, rows, in, out)) return HK_EINVAL;
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->lt, call.op, call.a, call.b, call.c, call.c, call.pref, 1, &heur,
@@ -367,4 +374,40 @@ extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const v
     CUBLAS_CHECK(cublasLtMatmul(g->lt, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y, call.c, &heur.algo,
                                 g->workspace, g->workspace_bytes, stream));
     return 0;
+}
+
+extern "C" int hk_gemm_time_algos(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx,
+                                  const void *w, int ldw, int rows, int in, int out, float *ms, int max_algos,
+                                  cudaStream_t stream) {
+    ARG_CHECK(g && y && x && w && ms && rows > 0 && in > 0 && out > 0 && max_algos > 0 && max_algos <= 64);
+    ARG_CHECK(ldy >= out && ldx >= in && ldw >= in && (dtype == HK_F32 || dtype == HK_BF16));
+    LtCall call;
+    if (lt_prepare(g, call, dtype, y, ldy, x, ldx, w, ldw, nullptr, rows, in, out)) return -1;
+    cublasLtMatmulHeuristicResult_t heur[64];
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(g->lt, call.op, call.a, call.b, call.c, call.c, call.pref, max_algos, heur,
+                                       &found) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    cudaEvent_t t0, t1;
+    if (cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    for (int k = 0; k < found; k++) {
+        float t[11];
+        ms[k] = -1.0f;
+        bool ok = true;
+        for (int r = -2; r < 11 && ok; r++) {  // two warm-ups, then the median of 11
+            ok = cudaEventRecord(t0, stream) == cudaSuccess &&
+                 cublasLtMatmul(g->lt, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y, call.c,
+                                &heur[k].algo, g->workspace, g->workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS &&
+                 cudaEventRecord(t1, stream) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess;
+            if (ok && r >= 0) ok = cudaEventElapsedTime(&t[r], t0, t1) == cudaSuccess;
+        }
+        if (ok) {
+            std::sort(t, t + 11);
+            ms[k] = t[5];
+        }
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    return found;
 }

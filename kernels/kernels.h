@@ -231,6 +231,12 @@ void hk_gemm_destroy(hk_gemm *g);
 int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w, int ldw,
                 const void *bias, int rows, int in, int out, cudaStream_t stream);
 
+/* Diagnostics: times (ms, median of 11) of up to max_algos of the candidates
+   cuBLASLt's heuristic offers for y = x W^T (no bias), its own choice first;
+   -1 where a candidate failed. Returns how many were timed, or -1. */
+int hk_gemm_time_algos(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w, int ldw,
+                       int rows, int in, int out, float *ms, int max_algos, cudaStream_t stream);
+
 /* The weight-streaming GEMV of hk_gemm_run (BF16, 1..8 rows) with the
    kernels around a decode step's projections folded in. The input a[r, i]
    is formed from x as the BF16 values the separate kernel would write:

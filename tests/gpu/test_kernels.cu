@@ -20,9 +20,10 @@
 // sequence of separate GPU kernels they replace, which they must match bit
 // for bit ("bits": the count of differing elements must be 0).
 //
-// usage: test_kernels [--small] [--bench]
+// usage: test_kernels [--small] [--bench | --bench-only]
 //   --small: small shapes, for the sanitizers; --bench: also time the
-//   kernels at Hymba-1.5B shapes (BF16; no reference, timings only).
+//   kernels at Hymba-1.5B shapes (BF16; no reference, timings only);
+//   --bench-only: the timings without the checks.
 // exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
 #include <math.h>
 #include <stdarg.h>
@@ -1210,8 +1211,9 @@ static void bench(Rng &rng) {
         unsetenv("HYMEVAL_GEMV");
         bad = bad || hk_gemm_create(&gv, 0);
         struct Shape { int in, out; const char *what; };
-        for (const Shape &sh : {Shape{1600, 8960, "in_proj"}, Shape{5504, 1600, "mlp down"}, Shape{1600, 11008, "mlp in"}})
-            for (int rows : {1, 2, 4, 8}) {
+        for (const Shape &sh : {Shape{1600, 8960, "in_proj"}, Shape{3200, 1600, "out_proj"},
+                                Shape{5504, 1600, "mlp down"}, Shape{1600, 11008, "mlp in"}})
+            for (int rows : {1, 2, 4, 8, 32, 128}) {
                 if (bad) break;
                 void *w = dev_rand((size_t)sh.in * sh.out), *x = dev_rand((size_t)rows * sh.in);
                 void *y = dmalloc((size_t)rows * sh.out * 2);
@@ -1224,6 +1226,17 @@ static void bench(Rng &rng) {
                 printf("%-13s %-46s %9.3f  %.0f GB/s of weights (cuBLASLt: %.3f ms, %.0f GB/s)\n", "gemm",
                        fmt("%s rows=%d in=%d out=%d", sh.what, rows, sh.in, sh.out).c_str(), ms[0],
                        bytes / (ms[0] * 1e-3) / 1e9, ms[1], bytes / (ms[1] * 1e-3) / 1e9);
+                if (rows >= 8) {  // what the heuristic's other candidates would take (batched decode)
+                    float t[16];
+                    int n = hk_gemm_time_algos(gl, d, y, sh.out, x, sh.in, w, sh.in, rows, sh.in, sh.out, t, 16,
+                                               g_stream);
+                    int best = 0;
+                    for (int k = 1; k < n; k++)
+                        if (t[k] > 0 && (t[best] <= 0 || t[k] < t[best])) best = k;
+                    printf("%-13s %-46s %9.3f  best of %d cuBLASLt candidates: #%d, %.0f GB/s (its choice %.3f ms)\n",
+                           "gemm algos", fmt("%s rows=%d", sh.what, rows).c_str(), n > 0 ? t[best] : -1.0, n, best,
+                           n > 0 ? bytes / (t[best] * 1e-3) / 1e9 : 0.0, n > 0 ? t[0] : -1.0);
+                }
             }
         // the fused GEMVs of a decode step against the separate kernels they replace (plain launches, no graph)
         struct Fused { hk_gemv_in in; bool resid; int k, n; const char *what; };
@@ -1334,12 +1347,13 @@ static void bench(Rng &rng) {
 // ------------------------------------------------------------------ main
 
 int main(int argc, char **argv) {
-    bool do_bench = false;
+    bool do_bench = false, only_bench = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0) g_small = true;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = true;
+        else if (strcmp(argv[i], "--bench-only") == 0) do_bench = only_bench = true;
         else {
-            fprintf(stderr, "usage: %s [--small] [--bench]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only]\n", argv[0]);
             return 2;
         }
     }
@@ -1355,6 +1369,11 @@ int main(int argc, char **argv) {
     CK(cudaStreamCreate(&g_stream));
     printf("%-13s %-46s %-11s %10s %8s\n", "kernel", "shape", "mode", "error", "limit");
     Rng rng(20261124);
+    if (only_bench) {  // timings alone (the checks are the default run)
+        bench(rng);
+        CK(cudaStreamDestroy(g_stream));
+        return 0;
+    }
     test_embed(rng);
     test_rmsnorm(rng);
     test_rmsnorm3(rng);
