@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include <algorithm>
+#include <memory>
+#include <new>
+#include <vector>
 
 #include "hk_common.cuh"
 
@@ -22,50 +25,6 @@
             return hk_fail(HK_EINVAL, __FILE__, __LINE__, "%s: cuBLAS status %d (%s)", #call, (int)s_, \
                            cublasGetStatusString(s_));                                                \
     } while (0)
-
-struct hk_gemm {
-    cublasLtHandle_t lt;
-    void *workspace;
-    size_t workspace_bytes;
-    bool no_gemv;  // HYMEVAL_GEMV=0: every shape through cuBLASLt (comparisons, timings)
-};
-
-extern "C" int hk_gemm_create(hk_gemm **out, size_t workspace_bytes) {
-    ARG_CHECK(out);
-    *out = nullptr;
-    hk_gemm *g = (hk_gemm *)calloc(1, sizeof *g);
-    if (!g) return hk_fail(HK_EINVAL, __FILE__, __LINE__, "out of memory");
-    g->workspace_bytes = workspace_bytes ? workspace_bytes : (size_t)32 << 20;
-    const char *gemv = getenv("HYMEVAL_GEMV");
-    g->no_gemv = gemv && strcmp(gemv, "0") == 0;
-    cublasStatus_t s = cublasLtCreate(&g->lt);
-    if (s != CUBLAS_STATUS_SUCCESS) {
-        free(g);
-        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cublasLtCreate: %s", cublasGetStatusString(s));
-    }
-    cudaError_t e = cudaMalloc(&g->workspace, g->workspace_bytes);
-    if (e != cudaSuccess) {
-        cublasLtDestroy(g->lt);
-        free(g);
-        return hk_fail((int)e, __FILE__, __LINE__, "cudaMalloc(gemm workspace): %s", cudaGetErrorString(e));
-    }
-    *out = g;
-    return 0;
-}
-
-extern "C" void hk_gemm_destroy(hk_gemm *g) {
-    if (!g) return;
-    cudaFree(g->workspace);
-    cublasLtDestroy(g->lt);
-    free(g);
-}
-
-// The largest power of two (<= 256) dividing both the address and the row
-// pitch in bytes: what cuBLASLt may assume about a matrix's alignment.
-static uint32_t alignment_of(const void *p, size_t ld_bytes) {
-    uintptr_t v = (uintptr_t)p | (uintptr_t)ld_bytes | 256u;
-    return (uint32_t)(v & (~v + 1));
-}
 
 namespace {
 // Owns the descriptors of one call so every exit path releases them.
@@ -81,7 +40,77 @@ struct LtCall {
         if (op) cublasLtMatmulDescDestroy(op);
     }
 };
+
+// What a cuBLASLt call depends on besides the data: the same key gets the
+// same descriptors and algorithm, so they are made (and the heuristic asked)
+// once per shape, not on every call of a prefill.
+struct LtKey {
+    int dtype, rows, in, out, ldx, ldw, ldy;
+    bool bias;
+    uint32_t al_w, al_x, al_y;
+    bool operator==(const LtKey &o) const {
+        return dtype == o.dtype && rows == o.rows && in == o.in && out == o.out && ldx == o.ldx && ldw == o.ldw &&
+               ldy == o.ldy && bias == o.bias && al_w == o.al_w && al_x == o.al_x && al_y == o.al_y;
+    }
+};
+struct LtPlan {
+    LtKey key;
+    LtCall call;
+    cublasLtMatmulAlgo_t algo;
+};
+constexpr size_t kMaxPlans = 64;  // distinct shapes kept (oldest dropped first)
 }  // namespace
+
+struct hk_gemm {
+    cublasLtHandle_t lt;
+    void *workspace;
+    size_t workspace_bytes;
+    bool no_gemv;  // HYMEVAL_GEMV=0: every shape through cuBLASLt (comparisons, timings)
+    std::vector<std::unique_ptr<LtPlan>> plans;
+    size_t next_drop;  // the slot of plans replaced next once it is full
+    bool no_plans;     // HYMEVAL_GEMM_PLANS=0: descriptors and heuristic on every call (comparisons)
+};
+
+extern "C" int hk_gemm_create(hk_gemm **out, size_t workspace_bytes) {
+    ARG_CHECK(out);
+    *out = nullptr;
+    hk_gemm *g = new (std::nothrow) hk_gemm();
+    if (!g) return hk_fail(HK_EINVAL, __FILE__, __LINE__, "out of memory");
+    g->workspace_bytes = workspace_bytes ? workspace_bytes : (size_t)32 << 20;
+    const char *gemv = getenv("HYMEVAL_GEMV");
+    g->no_gemv = gemv && strcmp(gemv, "0") == 0;
+    const char *plans = getenv("HYMEVAL_GEMM_PLANS");
+    g->no_plans = plans && strcmp(plans, "0") == 0;
+    cublasStatus_t s = cublasLtCreate(&g->lt);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        delete g;
+        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cublasLtCreate: %s", cublasGetStatusString(s));
+    }
+    cudaError_t e = cudaMalloc(&g->workspace, g->workspace_bytes);
+    if (e != cudaSuccess) {
+        cublasLtDestroy(g->lt);
+        delete g;
+        return hk_fail((int)e, __FILE__, __LINE__, "cudaMalloc(gemm workspace): %s", cudaGetErrorString(e));
+    }
+    *out = g;
+    return 0;
+}
+
+extern "C" void hk_gemm_destroy(hk_gemm *g) {
+    if (!g) return;
+    g->plans.clear();  // their descriptors before the handle
+    cudaFree(g->workspace);
+    cublasLtDestroy(g->lt);
+    delete g;
+}
+
+// The largest power of two (<= 256) dividing both the address and the row
+// pitch in bytes: what cuBLASLt may assume about a matrix's alignment.
+static uint32_t alignment_of(const void *p, size_t ld_bytes) {
+    uintptr_t v = (uintptr_t)p | (uintptr_t)ld_bytes | 256u;
+    return (uint32_t)(v & (~v + 1));
+}
+
 
 // ---- a few rows (decode of a small batch): the GEMM is a weight stream
 // A GEMM of 1-8 rows reads every weight once and does almost no math per
@@ -361,18 +390,40 @@ extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const v
     if (rows == 0) return 0;
     if (!g->no_gemv && gemv_fits(dtype, x, ldx, w, ldw, bias, rows, in))
         return gemv_run(y, ldy, x, ldx, w, ldw, bias, rows, in, out, stream);
-    LtCall call;
-    if (lt_prepare(g, call, dtype, y, ldy, x, ldx, w, ldw, bias, rows, in, out)) return HK_EINVAL;
-    cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->lt, call.op, call.a, call.b, call.c, call.c, call.pref, 1, &heur,
-                                                &found));
-    if (found == 0)
-        return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cuBLASLt: no algorithm for %d x %d x %d (%s)", rows, in, out,
-                       dtype == HK_BF16 ? "bf16" : "f32");
+    const size_t es = hk_dtype_size(dtype);
+    const LtKey key = {(int)dtype, rows, in, out, ldx, ldw, ldy, bias != nullptr, alignment_of(w, (size_t)ldw * es),
+                       alignment_of(x, (size_t)ldx * es), alignment_of(y, (size_t)ldy * es)};
+    LtPlan *plan = nullptr;
+    for (auto &p : g->plans)
+        if (p->key == key) plan = p.get();
+    std::unique_ptr<LtPlan> made;  // kept in g->plans unless no_plans
+    if (!plan) {
+        made.reset(new (std::nothrow) LtPlan());
+        if (!made) return hk_fail(HK_EINVAL, __FILE__, __LINE__, "out of memory");
+        made->key = key;
+        if (lt_prepare(g, made->call, dtype, y, ldy, x, ldx, w, ldw, bias, rows, in, out)) return HK_EINVAL;
+        cublasLtMatmulHeuristicResult_t heur;
+        int found = 0;
+        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(g->lt, made->call.op, made->call.a, made->call.b, made->call.c,
+                                                    made->call.c, made->call.pref, 1, &heur, &found));
+        if (found == 0)
+            return hk_fail(HK_EINVAL, __FILE__, __LINE__, "cuBLASLt: no algorithm for %d x %d x %d (%s)", rows, in,
+                           out, dtype == HK_BF16 ? "bf16" : "f32");
+        made->algo = heur.algo;
+        plan = made.get();
+        if (!g->no_plans && g->plans.size() < kMaxPlans) {
+            g->plans.push_back(std::move(made));
+        } else if (!g->no_plans) {
+            g->plans[g->next_drop] = std::move(made);
+            g->next_drop = (g->next_drop + 1) % kMaxPlans;
+        }
+    }
+    if (bias)  // the pointer is the call's own (the epilogue is part of the key)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->call.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                    sizeof bias));
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasLtMatmul(g->lt, call.op, &one, w, call.a, x, call.b, &zero, y, call.c, y, call.c, &heur.algo,
-                                g->workspace, g->workspace_bytes, stream));
+    CUBLAS_CHECK(cublasLtMatmul(g->lt, plan->call.op, &one, w, plan->call.a, x, plan->call.b, &zero, y, plan->call.c,
+                                y, plan->call.c, &plan->algo, g->workspace, g->workspace_bytes, stream));
     return 0;
 }
 

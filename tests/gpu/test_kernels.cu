@@ -1007,22 +1007,26 @@ static void test_gemm(Rng &rng) {
         g_failures++;
         return;
     }
+    // every shape twice, with fresh data, weights and bias: the second call
+    // runs on the plan (descriptors, algorithm) hk_gemm kept from the first
     for (hk_dtype d : kDtypes)
-        for (const Case &cs : cases) {
-            int rows = cs.rows, in = cs.in, out = cs.out, ldx = in + cs.padx, ldy = out + (cs.padx ? 1 : 0);
-            Vec x = rand_vec(rng, (size_t)rows * ldx, -1, 1), w = rand_vec(rng, (size_t)out * in, -0.1f, 0.1f);
-            Vec bias = rand_vec(rng, out, -1, 1);
-            round_to(d, x), round_to(d, w), round_to(d, bias);
-            void *y = poisoned(d, (size_t)rows * ldy);
-            HK(hk_gemm_run(g, d, y, ldy, upload(d, x), ldx, upload(d, w), in, cs.bias ? upload(d, bias) : nullptr, rows,
-                           in, out, g_stream));
-            Vec ref((size_t)rows * out);
-            matmul(ref.data(), out, x.data(), ldx, w.data(), cs.bias ? bias.data() : nullptr, rows, in, out);
-            for (auto &v : ref) v = rnd(d, v);
-            report("gemm", fmt("rows=%d in=%d out=%d bias=%d ldx=%d ldy=%d", rows, in, out, cs.bias, ldx, ldy),
-                   dname(d), download(d, y, (size_t)rows * ldy), ldy, ref, out, rows, out, tol_of(d));
-            free_all();
-        }
+        for (const Case &cs : cases)
+            for (int call = 1; call <= 2; call++) {
+                int rows = cs.rows, in = cs.in, out = cs.out, ldx = in + cs.padx, ldy = out + (cs.padx ? 1 : 0);
+                Vec x = rand_vec(rng, (size_t)rows * ldx, -1, 1), w = rand_vec(rng, (size_t)out * in, -0.1f, 0.1f);
+                Vec bias = rand_vec(rng, out, -1, 1);
+                round_to(d, x), round_to(d, w), round_to(d, bias);
+                void *y = poisoned(d, (size_t)rows * ldy);
+                HK(hk_gemm_run(g, d, y, ldy, upload(d, x), ldx, upload(d, w), in, cs.bias ? upload(d, bias) : nullptr,
+                               rows, in, out, g_stream));
+                Vec ref((size_t)rows * out);
+                matmul(ref.data(), out, x.data(), ldx, w.data(), cs.bias ? bias.data() : nullptr, rows, in, out);
+                for (auto &v : ref) v = rnd(d, v);
+                report("gemm",
+                       fmt("rows=%d in=%d out=%d bias=%d ldx=%d ldy=%d call %d", rows, in, out, cs.bias, ldx, ldy, call),
+                       dname(d), download(d, y, (size_t)rows * ldy), ldy, ref, out, rows, out, tol_of(d));
+                free_all();
+            }
     hk_gemm_destroy(g);
 }
 
