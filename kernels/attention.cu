@@ -381,9 +381,11 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     if (max_split > fit) max_split = fit;
     if (max_split > 65535) max_split = 65535;
     const long resident = 2L * sm_count(), units = (long)B * nkv;
-    static const bool by_rounds = [] {  // HYMEVAL_ATTN_ROUNDS=0: the earlier rule (4 blocks an SM), for comparisons
+    // HYMEVAL_ATTN_ROUNDS=1 takes the rule below; the default is still the
+    // earlier one (about 4 blocks an SM) until the rule is measured on a GPU
+    static const bool by_rounds = [] {
         const char *e = getenv("HYMEVAL_ATTN_ROUNDS");
-        return !(e && strcmp(e, "0") == 0);
+        return e && strcmp(e, "1") == 0;
     }();
     if (!by_rounds) {
         long nsplit = std::min(max_split, (2 * resident + units - 1) / units);

@@ -1001,6 +1001,7 @@ static void test_gemm(Rng &rng) {
                                {3, 24, 7, 1, 0},        {7, 1600, 333, 0, 3}};
     if (g_small) cases = {{3, 64, 40, 1, 3}, {2, 64, 40, 1, 0}};
     setenv("HYMEVAL_GEMV_ROWS", "8", 1);  // the weight-streaming kernel on every case it can take (read once)
+    setenv("HYMEVAL_GEMM_PLANS", "1", 1);  // the plans kept per shape (read at hk_gemm_create)
     hk_gemm *g = nullptr;
     if (hk_gemm_create(&g, 0)) {
         printf("gemm          hk_gemm_create failed: %s  FAIL\n", hk_last_error());
