@@ -12,7 +12,10 @@
 #                NIGHTLY_MODEL, NIGHTLY_ONLY, NIGHTLY_LIMIT; carry the directory in to resume)
 #   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
 #                and memcheck over test_backend
-# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf nightly sanitizer; default: the first four)
+#   switches.log the opt-in paths checked (test_kernels, test_backend with them on), then
+#                timed on and off (bench JSON, one line each)
+# usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf nightly sanitizer
+#        switches; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
@@ -68,6 +71,18 @@ for step in "${steps[@]}"; do
         echo "== memcheck: test_backend"
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
+    switches)
+      # HYMEVAL_ATTN_ROUNDS, HYMEVAL_GEMM_PLANS (off by default until measured) and HYMEVAL_PREFETCH:
+      # the checks with them on, then each timed against its off setting, twice
+      make_big
+      { HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
+        HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
+        bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }
+        for v in 0 1 0 1; do bench_with HYMEVAL_PREFETCH=$v --batch 1 --context 8192 --decode 64; done
+        for v in 1 0 1 0; do bench_with HYMEVAL_GEMM_PLANS=$v --batch 1 --context 1024 --decode 16; done
+        for v in 1 0; do bench_with HYMEVAL_ATTN_ROUNDS=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
+        "$bin/test_kernels" --bench-only | grep -E "^gemm|^attn_decode"
+      } >"$out/switches.log" 2>&1 ;;
     drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;
     erf) side_by_side erf --set 'lengths=[256,512]' --set num_sequences=1 ;;
     nightly)
