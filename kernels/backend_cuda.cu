@@ -648,6 +648,18 @@ int observe_attn(Impl *im, const Pass &ps, int l, const void *q, int ldq, const 
     return 0;
 }
 
+// Forks the side stream off the pass's stream and asks it to pull layer
+// weights w's out_proj and mlp_in into L2 (HYMEVAL_PREFETCH); the pass
+// waits for side_join before its next layer, so a graph capture closes.
+int prefetch_weights(Impl *im, const DevLayer &w, Err *err) {
+    CU(cudaEventRecord(im->side_fork, im->stream));
+    CU(cudaStreamWaitEvent(im->side, im->side_fork, 0));
+    HKR(hk_prefetch_l2(w.out_proj, (size_t)im->H * im->I * im->es, im->side));
+    if (im->F > 0) HKR(hk_prefetch_l2(w.mlp_in, (size_t)im->mlp_cols * im->H * im->es, im->side));
+    CU(cudaEventRecord(im->side_join, im->side));
+    return 0;
+}
+
 // All device work of a pass from the embeddings to the final norm (no
 // synchronisation, no allocation: a decode pass is captured into a graph;
 // an observed pass, observe_attn, is the exception).
@@ -699,15 +711,9 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
         }
-        // the sublayer's next weights into L2 while attention and scan (latency-bound) run
+        // out_proj's and mlp_in's weights into L2 while attention and scan (latency-bound) run
         const bool prefetch = fuse && im->side;
-        if (prefetch) {
-            CU(cudaEventRecord(im->side_fork, st));
-            CU(cudaStreamWaitEvent(im->side, im->side_fork, 0));
-            HKR(hk_prefetch_l2(w.out_proj, (size_t)H * I * es, im->side));
-            if (im->F > 0) HKR(hk_prefetch_l2(w.mlp_in, (size_t)im->mlp_cols * H * es, im->side));
-            CU(cudaEventRecord(im->side_join, im->side));
-        }
+        if (prefetch && prefetch_weights(im, w, err)) return -1;
 
         if (layer_has_attn(c, l)) {
             if (prof_mark(im, PROF_ATTN, err)) return -1;

@@ -412,9 +412,11 @@ extern "C" int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const v
                            out, dtype == HK_BF16 ? "bf16" : "f32");
         made->algo = heur.algo;
         plan = made.get();
-        if (!g->no_plans && g->plans.size() < kMaxPlans) {
+        if (g->no_plans) {
+            // used for this call only (made frees it)
+        } else if (g->plans.size() < kMaxPlans) {
             g->plans.push_back(std::move(made));
-        } else if (!g->no_plans) {
+        } else {
             g->plans[g->next_drop] = std::move(made);
             g->next_drop = (g->next_drop + 1) % kMaxPlans;
         }
