@@ -15,6 +15,7 @@ __device__ __forceinline__ bool better(float v, int i, float bv, int bi) { retur
 
 // grid (n), kThreads: row r -> out[2r] = index (as a float), out[2r+1] = value.
 template <typename T> __global__ void argmax_kernel(float *out, const T *in, int ld, int width) {
+    pdl_entry();
     const T *row = in + (size_t)blockIdx.x * ld;
     float bv = -INFINITY;
     int bi = INT_MAX;
@@ -44,7 +45,7 @@ template <typename T> __global__ void argmax_kernel(float *out, const T *in, int
 template <typename T> int launch(float *out, const void *in, int ld, int n, int width, cudaStream_t stream) {
     ARG_CHECK(out && in && n >= 0 && width > 0 && ld >= width && width < (1 << 24));
     if (n == 0) return 0;
-    argmax_kernel<T><<<n, kThreads, 0, stream>>>(out, (const T *)in, ld, width);
+    CUDA_CHECK(hk_launch(argmax_kernel<T>, n, kThreads, 0, stream, out, (const T *)in, ld, width));
     LAUNCH_CHECK();
     return 0;
 }

@@ -175,6 +175,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     attn_prefill_kernel(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, const T *v, int ldv,
                         const T *const *kc, int ldkc, const T *const *vc, int ldvc, const int *pos0, const int *cu,
                         int group, int M, int window, float scale) {
+    pdl_entry();
     using S = Smem<DK, DV, R_PRE>;
     extern __shared__ float smem[];
     float *Qs = smem, *Ks = Qs + S::q, *Vs = Ks + S::k, *Ps = Vs + S::v;
@@ -248,6 +249,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     attn_decode_kernel(T *out, int ldo, const T *q, int ldq, const T *const *kc, int ldkc, const T *const *vc,
                        int ldvc, const int *pos, int group, int nh, int M, int window, float scale, float *ws_o,
                        float *ws_ml) {
+    pdl_entry();
     using S = Smem<DK, DV, R_DEC>;
     extern __shared__ float smem[];
     float *Qs = smem, *Ks = Qs + S::q, *Vs = Ks + S::k, *Ps = Vs + S::v;
@@ -315,6 +317,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 template <typename T>
 __global__ void attn_combine_kernel(T *out, int ldo, const float *ws_o, const float *ws_ml, int nh, int nsplit,
                                     int dv) {
+    pdl_entry();
     const int head = blockIdx.x, b = blockIdx.y;
     size_t base = ((size_t)b * nh + head) * nsplit;
     float mx = -INFINITY;
@@ -336,6 +339,7 @@ __global__ void attn_combine_kernel(T *out, int ldo, const float *ws_o, const fl
 template <typename T>
 __global__ void kv_store_kernel(T *const *kc, int ldkc, T *const *vc, int ldvc, const T *k, int ldk, const T *v,
                                 int ldv, const int *cu, const int *pos0, int kw, int vw, int M, int window) {
+    pdl_entry();
     const int b = blockIdx.y, t = blockIdx.x;
     const int row0 = cu ? cu[b] : b, len = cu ? cu[b + 1] - cu[b] : 1;
     if (t >= len) return;
@@ -423,8 +427,8 @@ int prefill_tc(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ld
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     dim3 grid(hk_cdiv(max_len, tc::QT), nh, B);
-    kern<<<grid, 128, TS::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group, M,
-                                           window, scale);
+    CUDA_CHECK(hk_launch(kern, grid, 128, TS::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group, M,
+                                           window, scale));
     LAUNCH_CHECK();
     return 0;
 }
@@ -442,8 +446,8 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
     auto kern = attn_prefill_kernel<T, DK, DV>;
     if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     dim3 grid(hk_cdiv(max_len, WARPS * R_PRE), nh, B);
-    kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group,
-                                                M, window, scale);
+    CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group,
+                                                M, window, scale));
     LAUNCH_CHECK();
     return 0;
 }
@@ -461,8 +465,8 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
             auto kern = tc::decode_kernel<DK, DV>;
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-            kern<<<grid, tc::kDecWarps * 32, TS::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
-                                                   scale, ws_o, ws_ml);
+            CUDA_CHECK(hk_launch(kern, grid, tc::kDecWarps * 32, TS::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
+                                                   scale, ws_o, ws_ml));
             done = true;
         }
     }
@@ -471,12 +475,12 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
         auto kern = attn_decode_kernel<T, DK, DV>;
         if (S::bytes > 48 * 1024)
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
-        kern<<<grid, WARPS * 32, S::bytes, stream>>>(out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M,
-                                                    window, scale, ws_o, ws_ml);
+        CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M,
+                                                    window, scale, ws_o, ws_ml));
     }
     LAUNCH_CHECK();
     if (nsplit > 1) {
-        attn_combine_kernel<T><<<dim3(nh, B), DV < 256 ? DV : 256, 0, stream>>>(out, ldo, ws_o, ws_ml, nh, nsplit, DV);
+        CUDA_CHECK(hk_launch(attn_combine_kernel<T>, dim3(nh, B), DV < 256 ? DV : 256, 0, stream, out, ldo, ws_o, ws_ml, nh, nsplit, DV));
         LAUNCH_CHECK();
     }
     return 0;
@@ -531,9 +535,9 @@ int kv_store_launch(void *const *kc, int ldkc, void *const *vc, int ldvc, const 
     ARG_CHECK(ldkc >= nkv * dk && ldvc >= nkv * dv && ldk >= nkv * dk && ldv >= nkv * dv);
     if (!cu) max_len = 1;
     if (max_len == 0) return 0;
-    kv_store_kernel<T><<<dim3(max_len, B), 128, 0, stream>>>((T *const *)kc, ldkc, (T *const *)vc, ldvc,
+    CUDA_CHECK(hk_launch(kv_store_kernel<T>, dim3(max_len, B), 128, 0, stream, (T *const *)kc, ldkc, (T *const *)vc, ldvc,
                                                              (const T *)k, ldk, (const T *)v, ldv, cu, pos0,
-                                                             nkv * dk, nkv * dv, M, window);
+                                                             nkv * dk, nkv * dv, M, window));
     LAUNCH_CHECK();
     return 0;
 }

@@ -186,6 +186,7 @@ __global__ void __launch_bounds__(128, 3)
     prefill_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                    const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
                    int group, int M, int window, float scale) {
+    pdl_entry();
     using S = Smem<DK, DV>;
     constexpr int OT = DV / 8, KK = DK / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -309,6 +310,7 @@ __global__ void __launch_bounds__(kDecWarps * 32, 2)
     decode_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *const *kc, int ldkc, const bf16 *const *vc,
                   int ldvc, const int *pos, int group, int nh, int M, int window, float scale, float *ws_o,
                   float *ws_ml) {
+    pdl_entry();
     using S = DecSmem<DK, DV>;
     constexpr int OT = DV / 8, KK = DK / 16, DKT = S::DKT, KW = S::KW;
     extern __shared__ __align__(16) unsigned char smem_raw[];

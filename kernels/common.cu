@@ -1,6 +1,8 @@
 // common.cu: error recording shared by the launchers.
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "hk_common.cuh"
 
@@ -20,3 +22,15 @@ int hk_fail(int code, const char *file, int line, const char *fmt, ...) {
 extern "C" const char *hk_last_error(void) { return last_error; }
 
 extern "C" size_t hk_dtype_size(hk_dtype dtype) { return dtype == HK_BF16 ? 2 : 4; }
+
+bool hk_pdl_enabled() {
+    static const bool on = [] {
+        const char *e = getenv("HYMEVAL_PDL");
+        int dev = 0, major = 0;
+        if (!e || strcmp(e, "1") != 0) return false;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+            return false;
+        return major >= 9;
+    }();
+    return on;
+}

@@ -20,6 +20,7 @@ constexpr int CONV_CHUNK = 64;  // >= K-1: only chunk 0 ever needs the old state
 template <typename T, int K>
 __global__ void conv1d_kernel(T *__restrict__ out, int ldo, const T *__restrict__ x, int ldx, const T *__restrict__ w,
                               const T *__restrict__ bias, T *const *state, const int *cu, int C) {
+    pdl_entry();
     const int b = blockIdx.z, ch = blockIdx.y;
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
@@ -77,8 +78,8 @@ int conv_launch(void *out, int ldo, const void *x, int ldx, const void *w, const
     ARG_CHECK(grid.y <= 65535);
 #define CASE(K_)                                                                                             \
     case K_:                                                                                                 \
-        conv1d_kernel<T, K_><<<grid, 128, 0, stream>>>((T *)out, ldo, (const T *)x, ldx, (const T *)w,       \
-                                                      (const T *)bias, (T *const *)state, cu, C);             \
+        CUDA_CHECK(hk_launch(conv1d_kernel<T, K_>, grid, 128, 0, stream, (T *)out, ldo, (const T *)x, ldx, (const T *)w,       \
+                                                      (const T *)bias, (T *const *)state, cu, C));             \
         break;
     switch (K) {
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)

@@ -8,6 +8,7 @@
 template <typename T>
 __global__ void embed_kernel(T *out, int ldo, const int *ids, const int *cu_text, int B, const T *table, int V,
                              const T *meta, int M, int H) {
+    pdl_entry();
     int r = blockIdx.x;
     int lo = 0, hi = B - 1;
     while (lo < hi) {
@@ -33,6 +34,7 @@ __global__ void embed_kernel(T *out, int ldo, const int *ids, const int *cu_text
 
 template <typename T>
 __global__ void gather_kernel(T *out, int ldo, const T *in, int ldi, const int *rows, int width) {
+    pdl_entry();
     const T *src = in + (size_t)rows[blockIdx.x] * ldi;
     T *dst = out + (size_t)blockIdx.x * ldo;
     for (int i = threadIdx.x; i < width; i += blockDim.x) dst[i] = src[i];
@@ -45,8 +47,8 @@ static int embed_launch(void *out, int ldo, const int *ids, const int *cu_text, 
     ARG_CHECK(total_text == 0 || (ids && table && V > 0));
     int rows = total_text + B * M;
     if (rows == 0) return 0;
-    embed_kernel<T><<<rows, 128, 0, stream>>>((T *)out, ldo, ids, cu_text, B, (const T *)table, V,
-                                              (const T *)meta, M, H);
+    CUDA_CHECK(hk_launch(embed_kernel<T>, rows, 128, 0, stream, (T *)out, ldo, ids, cu_text, B, (const T *)table, V,
+                                              (const T *)meta, M, H));
     LAUNCH_CHECK();
     return 0;
 }
@@ -56,7 +58,7 @@ static int gather_launch(void *out, int ldo, const void *in, int ldi, const int 
                          cudaStream_t stream) {
     ARG_CHECK(out && in && rows && n >= 0 && width > 0 && ldo >= width && ldi >= width);
     if (n == 0) return 0;
-    gather_kernel<T><<<n, 128, 0, stream>>>((T *)out, ldo, (const T *)in, ldi, rows, width);
+    CUDA_CHECK(hk_launch(gather_kernel<T>, n, 128, 0, stream, (T *)out, ldo, (const T *)in, ldi, rows, width));
     LAUNCH_CHECK();
     return 0;
 }

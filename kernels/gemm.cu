@@ -175,6 +175,7 @@ struct GemvArgs {
     int ldw;
     const bf16 *bias;
     int in, out;
+    int prefetch;  // weight rows to L2 first (set by gemv_launch)
 };
 
 // Forms the block's R input rows (HK_GEMV_RMSNORM or HK_GEMV_SWIGLU) in
@@ -237,11 +238,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a)
     const int lane = threadIdx.x & 31, n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
     const uint4 *wr = reinterpret_cast<const uint4 *>(a.w + (size_t)n * a.ldw);
     const int pieces = a.in / 8;
-    if constexpr (PRO != HK_GEMV_X) {
-        if (n < a.out)  // one prefetch per 128-byte line (8 pieces) of the warp's weight row
-            for (int c = lane * 8; c < pieces; c += 32 * 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + c));
-        gemv_stage<R, PRO>(stage, a);
-    }
+    // One prefetch per 128-byte line (8 pieces) of the warp's weight row: the
+    // stream starts during the prologue, or, launched early (hk_launch with
+    // HYMEVAL_PDL), while the kernel before this one still runs: the weights
+    // are never written by a pass, so they may be read before pdl_entry.
+    if (a.prefetch && n < a.out)
+        for (int c = lane * 8; c < pieces; c += 32 * 8) asm volatile("prefetch.global.L2 [%0];" ::"l"(wr + c));
+    pdl_entry();
+    if constexpr (PRO != HK_GEMV_X) gemv_stage<R, PRO>(stage, a);
     if (n >= a.out) return;
     float acc[R];
 #pragma unroll
@@ -292,13 +296,14 @@ bool gemv_fits(hk_dtype dtype, const void *x, int ldx, const void *w, int ldw, c
            aligned16(w, (size_t)ldw * 2) && (!bias || ((uintptr_t)bias & 1) == 0);
 }
 
-template <int PRO, bool RESID> int gemv_launch(const GemvArgs &a, int rows, cudaStream_t stream) {
+template <int PRO, bool RESID> int gemv_launch(GemvArgs a, int rows, cudaStream_t stream) {
+    a.prefetch = PRO != HK_GEMV_X || hk_pdl_enabled();
     const dim3 grid(hk_cdiv(a.out, kGemvWarps)), block(kGemvWarps * 32);
     const size_t smem = PRO == HK_GEMV_X ? 0 : (size_t)rows * a.in * 2;
     switch (rows) {
 #define GEMV_R(RR)                                                               \
     case RR:                                                                     \
-        gemv_kernel<RR, PRO, RESID><<<grid, block, smem, stream>>>(a);           \
+        CUDA_CHECK(hk_launch(gemv_kernel<RR, PRO, RESID>, grid, block, smem, stream, a));           \
         break;
         GEMV_R(1) GEMV_R(2) GEMV_R(3) GEMV_R(4) GEMV_R(5) GEMV_R(6) GEMV_R(7) GEMV_R(8)
 #undef GEMV_R

@@ -27,6 +27,33 @@ int hk_fail(int code, const char *file, int line, const char *fmt, ...);
 
 typedef __nv_bfloat16 bf16;
 
+// Programmatic dependent launch (HYMEVAL_PDL=1 on sm_90; off by default
+// until measured): hk_launch lets a kernel start while the kernel before it
+// in the stream still runs, so its launch and any prologue that reads only
+// weights overlap that kernel's tail. Every kernel launched through
+// hk_launch therefore begins with pdl_entry(): it waits until the kernels
+// before it have finished and their writes are visible, then allows the next
+// one to launch. Launched without the attribute, both instructions are no-ops.
+__device__ __forceinline__ void pdl_entry() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+bool hk_pdl_enabled();  // HYMEVAL_PDL=1 and a device of compute capability 9.0 or later (common.cu)
+template <typename... Params, typename... Args>
+cudaError_t hk_launch(void (*kern)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+    cfg.attrs = attr, cfg.numAttrs = hk_pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kern, ((Params)args)...);
+}
+
+
 template <typename T> struct IsBf16 { static constexpr bool value = false; };
 template <> struct IsBf16<bf16> { static constexpr bool value = true; };
 

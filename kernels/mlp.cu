@@ -5,6 +5,7 @@
 // division per element.
 template <typename T>
 __global__ void swiglu_kernel(T *out, int ldo, const T *gate, int ldg, const T *up, int ldu, int n) {
+    pdl_entry();
     size_t r = blockIdx.x;
     for (int i = blockIdx.y * blockDim.x + threadIdx.x; i < n; i += gridDim.y * blockDim.x) {
         float g = act<T>(silu_dev(ldf(gate + r * ldg + i)));  // the engine rounds silu(gate) before the product
@@ -13,6 +14,7 @@ __global__ void swiglu_kernel(T *out, int ldo, const T *gate, int ldg, const T *
 }
 
 template <typename T> __global__ void relu2_kernel(T *out, int ldo, const T *up, int ldu, int n) {
+    pdl_entry();
     size_t r = blockIdx.x;
     for (int i = blockIdx.y * blockDim.x + threadIdx.x; i < n; i += gridDim.y * blockDim.x) {
         float u = ldf(up + r * ldu + i);
@@ -31,8 +33,8 @@ static int swiglu_launch(void *out, int ldo, const void *gate, int ldg, const vo
                          cudaStream_t stream) {
     ARG_CHECK(out && gate && up && rows >= 0 && n > 0 && ldo >= n && ldg >= n && ldu >= n);
     if (rows == 0) return 0;
-    swiglu_kernel<T><<<mlp_grid(rows, n), 256, 0, stream>>>((T *)out, ldo, (const T *)gate, ldg, (const T *)up, ldu,
-                                                             n);
+    CUDA_CHECK(hk_launch(swiglu_kernel<T>, mlp_grid(rows, n), 256, 0, stream, (T *)out, ldo, (const T *)gate, ldg, (const T *)up, ldu,
+                                                             n));
     LAUNCH_CHECK();
     return 0;
 }
@@ -41,7 +43,7 @@ template <typename T>
 static int relu2_launch(void *out, int ldo, const void *up, int ldu, int rows, int n, cudaStream_t stream) {
     ARG_CHECK(out && up && rows >= 0 && n > 0 && ldo >= n && ldu >= n);
     if (rows == 0) return 0;
-    relu2_kernel<T><<<mlp_grid(rows, n), 256, 0, stream>>>((T *)out, ldo, (const T *)up, ldu, n);
+    CUDA_CHECK(hk_launch(relu2_kernel<T>, mlp_grid(rows, n), 256, 0, stream, (T *)out, ldo, (const T *)up, ldu, n));
     LAUNCH_CHECK();
     return 0;
 }

@@ -10,6 +10,7 @@
 // passes, so out may alias x (in place) without a race.
 template <typename T, bool ADD>
 __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int ldx, const T *w, int n, float eps) {
+    pdl_entry();
     __shared__ float scratch[32];
     size_t r = blockIdx.x;
     const T *xr = x + r * ldx;
@@ -46,6 +47,7 @@ struct Seg3 {
 };
 
 template <typename T> __global__ void rmsnorm3_kernel(T *out, int ldo, const T *x, int ldx, Seg3 seg, float eps) {
+    pdl_entry();
     __shared__ float scratch[3 * 32];
     size_t r = blockIdx.x;
     const T *xr = x + r * ldx;
@@ -79,8 +81,8 @@ static int rmsnorm_launch(void *out, int ldo, const void *x, int ldx, const void
                           cudaStream_t stream) {
     ARG_CHECK(out && x && rows >= 0 && n > 0 && ldo >= n && ldx >= n);
     if (rows == 0) return 0;
-    rmsnorm_kernel<T, false><<<rows, hk_norm_threads(n), 0, stream>>>((T *)out, ldo, nullptr, 0, (const T *)x, ldx,
-                                                                   (const T *)w, n, eps);
+    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, false>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, nullptr, 0, (const T *)x, ldx,
+                                                                   (const T *)w, n, eps));
     LAUNCH_CHECK();
     return 0;
 }
@@ -90,8 +92,8 @@ static int add_rmsnorm_launch(void *h, int ldh, const void *x, int ldx, void *ou
                               int n, float eps, cudaStream_t stream) {
     ARG_CHECK(h && x && out && rows >= 0 && n > 0 && ldh >= n && ldx >= n && ldo >= n);
     if (rows == 0) return 0;
-    rmsnorm_kernel<T, true><<<rows, hk_norm_threads(n), 0, stream>>>((T *)out, ldo, (T *)h, ldh, (const T *)x, ldx,
-                                                                  (const T *)w, n, eps);
+    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, true>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, (T *)h, ldh, (const T *)x, ldx,
+                                                                  (const T *)w, n, eps));
     LAUNCH_CHECK();
     return 0;
 }
@@ -105,7 +107,7 @@ static int rmsnorm3_launch(void *out, int ldo, const void *x, int ldx, const voi
     if (rows == 0) return 0;
     const Seg3 seg = {{w0, w1, w2}, {n0, n1, n2}};
     const int threads = std::max(hk_norm_threads(n0), std::max(hk_norm_threads(n1), hk_norm_threads(n2)));
-    rmsnorm3_kernel<T><<<rows, threads, 0, stream>>>((T *)out, ldo, (const T *)x, ldx, seg, eps);
+    CUDA_CHECK(hk_launch(rmsnorm3_kernel<T>, rows, threads, 0, stream, (T *)out, ldo, (const T *)x, ldx, seg, eps));
     LAUNCH_CHECK();
     return 0;
 }

@@ -42,6 +42,7 @@ template <typename T>
 __global__ void rope_kernel(T *q, int ldq, int nq, T *k, int ldk, int nk, int d, const int *pos,
                             const float *inv_freq, int mode, int rope, const T *q_norm, const T *k_norm,
                             int norm_per_head, float norm_eps) {
+    pdl_entry();
     extern __shared__ float tab[];
     const int half = d / 2;
     float *cos_t = tab, *sin_t = tab + half;
@@ -107,9 +108,9 @@ static int rope_launch(void *q, int ldq, int nq, void *k, int ldk, int nk, int d
     int heads = nq + nk;
     int threads = heads >= 8 ? 256 : 32 * heads;
     size_t smem = sizeof(float) * (size_t)d;
-    rope_kernel<T><<<rows, threads, smem, stream>>>((T *)q, ldq, nq, (T *)k, ldk, nk, d, pos, inv_freq, (int)mode,
+    CUDA_CHECK(hk_launch(rope_kernel<T>, rows, threads, smem, stream, (T *)q, ldq, nq, (T *)k, ldk, nk, d, pos, inv_freq, (int)mode,
                                                     rope, (const T *)q_norm, (const T *)k_norm, norm_per_head,
-                                                    norm_eps);
+                                                    norm_eps));
     LAUNCH_CHECK();
     return 0;
 }

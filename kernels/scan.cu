@@ -224,6 +224,7 @@ template <typename T, int N, bool FIRST>
 __global__ void __launch_bounds__(32, warps_per_sm(N))
     scan_kernel(T *__restrict__ y, const T *__restrict__ u, const T *__restrict__ dt, const T *__restrict__ Bm,
                 const T *__restrict__ Cm, const T *__restrict__ z, ScanArgs a) {
+    pdl_entry();
     __shared__ ScanTile<N> sm;
     const int b = blockIdx.z, c = blockIdx.x * 32 + threadIdx.x;
     const bool valid = c < a.C;
@@ -275,6 +276,7 @@ __global__ void __launch_bounds__(32, warps_per_sm(N))
 // the state at the end of chunk j. Slot 0 already does (chunk 0 started from
 // the real state); the last chunk has no slot.
 __global__ void scan_carry_kernel(ScanArgs a, int NC) {
+    pdl_entry();
     const int b = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= NC) return;
     const int len = a.cu[b + 1] - a.cu[b], nch = (int)((len + a.chunk - 1L) / a.chunk);
@@ -325,7 +327,7 @@ int scan_run(T *y, const T *u, const T *dt, const T *Bm, const T *Cm, const T *z
     const size_t need = 2 * sizeof(float) * (size_t)B * (size_t)(nch - 1) * (size_t)N * (size_t)a.C;
     if (nch < 2 || !workspace || workspace_bytes < need) {
         a.chunk = INT_MAX;
-        scan_kernel<T, N, true><<<dim3(gx, 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+        CUDA_CHECK(hk_launch(scan_kernel<T, N, true>, dim3(gx, 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
         LAUNCH_CHECK();
         return 0;
     }
@@ -333,14 +335,14 @@ int scan_run(T *y, const T *u, const T *dt, const T *Bm, const T *Cm, const T *z
     a.slots = nch - 1;
     a.ws_h = (float *)workspace;
     a.ws_p = a.ws_h + (size_t)B * a.slots * N * a.C;
-    scan_kernel<T, N, true><<<dim3(gx, nch - 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+    CUDA_CHECK(hk_launch(scan_kernel<T, N, true>, dim3(gx, nch - 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
     LAUNCH_CHECK();
     if (nch > 2) {
         const int NC = N * a.C;
-        scan_carry_kernel<<<dim3(hk_cdiv(NC, 256), B), 256, 0, stream>>>(a, NC);
+        CUDA_CHECK(hk_launch(scan_carry_kernel, dim3(hk_cdiv(NC, 256), B), 256, 0, stream, a, NC));
         LAUNCH_CHECK();
     }
-    scan_kernel<T, N, false><<<dim3(gx, nch - 1, B), block, 0, stream>>>(y, u, dt, Bm, Cm, z, a);
+    CUDA_CHECK(hk_launch(scan_kernel<T, N, false>, dim3(gx, nch - 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
     LAUNCH_CHECK();
     return 0;
 }

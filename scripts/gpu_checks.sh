@@ -72,15 +72,17 @@ for step in "${steps[@]}"; do
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
     switches)
-      # HYMEVAL_ATTN_ROUNDS, HYMEVAL_GEMM_PLANS (off by default until measured) and HYMEVAL_PREFETCH:
+      # HYMEVAL_ATTN_ROUNDS, HYMEVAL_GEMM_PLANS, HYMEVAL_PREFETCH and HYMEVAL_PDL (off by default until measured):
       # the checks with them on, then each timed against its off setting, twice
       make_big
-      { HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
-        HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
+      { HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 HYMEVAL_PDL=1 "$bin/test_kernels" | tail -n 2
+        HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 HYMEVAL_PDL=1 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
         bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }
+        for v in 0 1 0 1; do bench_with HYMEVAL_PDL=$v --batch 1 --context 8192 --decode 64; done
         for v in 0 1 0 1; do bench_with HYMEVAL_PREFETCH=$v --batch 1 --context 8192 --decode 64; done
         for v in 1 0 1 0; do bench_with HYMEVAL_GEMM_PLANS=$v --batch 1 --context 1024 --decode 16; done
         for v in 1 0; do bench_with HYMEVAL_ATTN_ROUNDS=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
+        for v in 1 0; do bench_with HYMEVAL_PDL=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
         "$bin/test_kernels" --bench-only | grep -E "^gemm|^attn_decode"
       } >"$out/switches.log" 2>&1 ;;
     drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;
