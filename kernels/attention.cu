@@ -427,8 +427,8 @@ int prefill_tc(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ld
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     dim3 grid(hk_cdiv(max_len, tc::QT), nh, B);
-    CUDA_CHECK(hk_launch(kern, grid, 128, TS::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group, M,
-                                           window, scale));
+    CUDA_CHECK(hk_launch(kern, grid, 128, TS::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0,
+                         cu, group, M, window, scale));
     LAUNCH_CHECK();
     return 0;
 }
@@ -444,10 +444,11 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
     }
     using S = Smem<DK, DV, R_PRE>;
     auto kern = attn_prefill_kernel<T, DK, DV>;
-    if (S::bytes > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
+    if (S::bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     dim3 grid(hk_cdiv(max_len, WARPS * R_PRE), nh, B);
-    CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, group,
-                                                M, window, scale));
+    CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc,
+                         pos0, cu, group, M, window, scale));
     LAUNCH_CHECK();
     return 0;
 }
@@ -465,8 +466,8 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
             auto kern = tc::decode_kernel<DK, DV>;
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TS::bytes));
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-            CUDA_CHECK(hk_launch(kern, grid, tc::kDecWarps * 32, TS::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M, window,
-                                                   scale, ws_o, ws_ml));
+            CUDA_CHECK(hk_launch(kern, grid, tc::kDecWarps * 32, TS::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc,
+                                 ldvc, pos, nh / nkv, nh, M, window, scale, ws_o, ws_ml));
             done = true;
         }
     }
@@ -475,12 +476,13 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
         auto kern = attn_decode_kernel<T, DK, DV>;
         if (S::bytes > 48 * 1024)
             CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
-        CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos, nh / nkv, nh, M,
-                                                    window, scale, ws_o, ws_ml));
+        CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos,
+                             nh / nkv, nh, M, window, scale, ws_o, ws_ml));
     }
     LAUNCH_CHECK();
     if (nsplit > 1) {
-        CUDA_CHECK(hk_launch(attn_combine_kernel<T>, dim3(nh, B), DV < 256 ? DV : 256, 0, stream, out, ldo, ws_o, ws_ml, nh, nsplit, DV));
+        CUDA_CHECK(hk_launch(attn_combine_kernel<T>, dim3(nh, B), DV < 256 ? DV : 256, 0, stream, out, ldo, ws_o, ws_ml,
+                             nh, nsplit, DV));
         LAUNCH_CHECK();
     }
     return 0;
@@ -535,9 +537,8 @@ int kv_store_launch(void *const *kc, int ldkc, void *const *vc, int ldvc, const 
     ARG_CHECK(ldkc >= nkv * dk && ldvc >= nkv * dv && ldk >= nkv * dk && ldv >= nkv * dv);
     if (!cu) max_len = 1;
     if (max_len == 0) return 0;
-    CUDA_CHECK(hk_launch(kv_store_kernel<T>, dim3(max_len, B), 128, 0, stream, (T *const *)kc, ldkc, (T *const *)vc, ldvc,
-                                                             (const T *)k, ldk, (const T *)v, ldv, cu, pos0,
-                                                             nkv * dk, nkv * dv, M, window));
+    CUDA_CHECK(hk_launch(kv_store_kernel<T>, dim3(max_len, B), 128, 0, stream, (T *const *)kc, ldkc, (T *const *)vc,
+                         ldvc, (const T *)k, ldk, (const T *)v, ldv, cu, pos0, nkv * dk, nkv * dv, M, window));
     LAUNCH_CHECK();
     return 0;
 }

@@ -76,10 +76,10 @@ int conv_launch(void *out, int ldo, const void *x, int ldx, const void *w, const
     if (max_len == 0) return 0;
     dim3 grid(hk_cdiv(C, 128), hk_cdiv(max_len, CONV_CHUNK), B);
     ARG_CHECK(grid.y <= 65535);
-#define CASE(K_)                                                                                             \
-    case K_:                                                                                                 \
-        CUDA_CHECK(hk_launch(conv1d_kernel<T, K_>, grid, 128, 0, stream, (T *)out, ldo, (const T *)x, ldx, (const T *)w,       \
-                                                      (const T *)bias, (T *const *)state, cu, C));             \
+#define CASE(K_)                                                                                           \
+    case K_:                                                                                               \
+        CUDA_CHECK(hk_launch(conv1d_kernel<T, K_>, grid, 128, 0, stream, (T *)out, ldo, (const T *)x, ldx, \
+                             (const T *)w, (const T *)bias, (T *const *)state, cu, C));                    \
         break;
     switch (K) {
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)

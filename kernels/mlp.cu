@@ -33,8 +33,8 @@ static int swiglu_launch(void *out, int ldo, const void *gate, int ldg, const vo
                          cudaStream_t stream) {
     ARG_CHECK(out && gate && up && rows >= 0 && n > 0 && ldo >= n && ldg >= n && ldu >= n);
     if (rows == 0) return 0;
-    CUDA_CHECK(hk_launch(swiglu_kernel<T>, mlp_grid(rows, n), 256, 0, stream, (T *)out, ldo, (const T *)gate, ldg, (const T *)up, ldu,
-                                                             n));
+    CUDA_CHECK(hk_launch(swiglu_kernel<T>, mlp_grid(rows, n), 256, 0, stream, (T *)out, ldo, (const T *)gate, ldg,
+                         (const T *)up, ldu, n));
     LAUNCH_CHECK();
     return 0;
 }

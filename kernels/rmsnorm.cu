@@ -81,8 +81,8 @@ static int rmsnorm_launch(void *out, int ldo, const void *x, int ldx, const void
                           cudaStream_t stream) {
     ARG_CHECK(out && x && rows >= 0 && n > 0 && ldo >= n && ldx >= n);
     if (rows == 0) return 0;
-    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, false>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, nullptr, 0, (const T *)x, ldx,
-                                                                   (const T *)w, n, eps));
+    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, false>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, nullptr, 0,
+                         (const T *)x, ldx, (const T *)w, n, eps));
     LAUNCH_CHECK();
     return 0;
 }
@@ -92,8 +92,8 @@ static int add_rmsnorm_launch(void *h, int ldh, const void *x, int ldx, void *ou
                               int n, float eps, cudaStream_t stream) {
     ARG_CHECK(h && x && out && rows >= 0 && n > 0 && ldh >= n && ldx >= n && ldo >= n);
     if (rows == 0) return 0;
-    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, true>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, (T *)h, ldh, (const T *)x, ldx,
-                                                                  (const T *)w, n, eps));
+    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, true>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, (T *)h, ldh,
+                         (const T *)x, ldx, (const T *)w, n, eps));
     LAUNCH_CHECK();
     return 0;
 }
