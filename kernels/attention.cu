@@ -372,37 +372,16 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     // Visible keys at most: meta + band (window) or every position (global).
     long max_keys = (long)max_pos + 1;
     if (window > 0 && max_keys > (long)M + window + 1) max_keys = (long)M + window + 1;
-    // Decode is bound by reading the cache, every block of a launch reads
-    // about as many keys, so the launch takes ceil(blocks / resident) rounds:
-    // a last round a third full costs as much as a full one (batch 128, one
-    // split: 640 blocks on 264 resident slots, 3 rounds 81 % full). Take
-    // the fewest splits whose rounds are >= 90 % full, else the fullest; splits
-    // of at least 128 keys (a stage of the tensor-core kernel), within the
-    // workspace. Resident: the tensor-core kernel's 2 blocks an SM.
-    long max_split = (max_keys + 127) / 128;
+    // Decode is bound by reading the cache: enough blocks in flight to cover
+    // the chip four times, splits of at least 128 keys (a stage of the tensor-core
+    // kernel, four SIMT tiles), within the workspace.
+    long by_keys = (max_keys + 127) / 128;
+    long by_chip = (4L * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
+    long nsplit = by_keys < by_chip ? by_keys : by_chip;
     size_t per_split = (size_t)B * nh * (dv + 2) * sizeof(float);
     long fit = workspace ? (long)(workspace_bytes / per_split) : 1;
-    if (max_split > fit) max_split = fit;
-    if (max_split > 65535) max_split = 65535;
-    const long resident = 2L * sm_count(), units = (long)B * nkv;
-    // HYMEVAL_ATTN_ROUNDS=1 takes the rule below; the default is still the
-    // earlier one (about 4 blocks an SM) until the rule is measured on a GPU
-    static const bool by_rounds = [] {
-        const char *e = getenv("HYMEVAL_ATTN_ROUNDS");
-        return e && strcmp(e, "1") == 0;
-    }();
-    if (!by_rounds) {
-        long nsplit = std::min(max_split, (2 * resident + units - 1) / units);
-        return nsplit < 1 ? 1 : (int)nsplit;
-    }
-    long nsplit = 1;
-    double best = 0.0;
-    for (long ns = 1; ns <= max_split; ns++) {
-        const long blocks = units * ns, rounds = (blocks + resident - 1) / resident;
-        const double full = (double)blocks / (double)(rounds * resident);
-        if (full > best + 1e-9) best = full, nsplit = ns;
-        if (full >= 0.9) break;
-    }
+    if (nsplit > fit) nsplit = fit;
+    if (nsplit > 65535) nsplit = 65535;
     return nsplit < 1 ? 1 : (int)nsplit;
 }
 

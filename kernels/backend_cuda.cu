@@ -164,11 +164,6 @@ struct Impl {
     bool use_graphs;         // decode passes replay a CUDA graph (HYMEVAL_CUDA_GRAPHS=0: never)
     int fuse_rows;           // decode passes of up to this many rows run the fused GEMVs (0: never)
     bool fuse_norm;          // ... with the RMSNorms inside them too (HYMEVAL_FUSE_NORM=0: a separate kernel)
-    // fused decode passes prefetch each layer's out_proj and mlp_in weights
-    // into L2 from this side stream while its attention and scan run
-    // (HYMEVAL_PREFETCH=1; nullptr: off)
-    cudaStream_t side = nullptr;
-    cudaEvent_t side_fork = nullptr, side_join = nullptr;
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
@@ -648,18 +643,6 @@ int observe_attn(Impl *im, const Pass &ps, int l, const void *q, int ldq, const 
     return 0;
 }
 
-// Forks the side stream off the pass's stream and asks it to pull layer
-// weights w's out_proj and mlp_in into L2 (HYMEVAL_PREFETCH); the pass
-// waits for side_join before its next layer, so a graph capture closes.
-int prefetch_weights(Impl *im, const DevLayer &w, Err *err) {
-    CU(cudaEventRecord(im->side_fork, im->stream));
-    CU(cudaStreamWaitEvent(im->side, im->side_fork, 0));
-    HKR(hk_prefetch_l2(w.out_proj, (size_t)im->H * im->I * im->es, im->side));
-    if (im->F > 0) HKR(hk_prefetch_l2(w.mlp_in, (size_t)im->mlp_cols * im->H * im->es, im->side));
-    CU(cudaEventRecord(im->side_join, im->side));
-    return 0;
-}
-
 // All device work of a pass from the embeddings to the final norm (no
 // synchronisation, no allocation: a decode pass is captured into a graph;
 // an observed pass, observe_attn, is the exception).
@@ -711,9 +694,6 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             if (prof_mark(im, PROF_PROJ, err)) return -1;
             HKR(hk_gemm_run(im->gemm, d, proj, rows, im->u, H, w.in_proj, H, w.in_proj_bias, T, H, rows, st));
         }
-        // out_proj's and mlp_in's weights into L2 while attention and scan (latency-bound) run
-        const bool prefetch = fuse && im->side;
-        if (prefetch && prefetch_weights(im, w, err)) return -1;
 
         if (layer_has_attn(c, l)) {
             if (prof_mark(im, PROF_ATTN, err)) return -1;
@@ -808,7 +788,6 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
                 HKR(hk_relu2(d, im->act, F, im->gu, F, T, F, st));
             HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->act, F, w.mlp_down, F, nullptr, T, F, H, st));
         }
-        if (prefetch) CU(cudaStreamWaitEvent(st, im->side_join, 0));  // the side stream rejoins (graph capture)
     }
 
     // The chunk's keys and values join the caches only now (see the top).
@@ -1112,9 +1091,6 @@ void impl_free(Impl *im) {
     if (im->graph_exec) cudaGraphExecDestroy(im->graph_exec);
     for (cudaEvent_t e : im->prof_events) cudaEventDestroy(e);
     if (im->gemm) hk_gemm_destroy(im->gemm);
-    if (im->side_fork) cudaEventDestroy(im->side_fork);
-    if (im->side_join) cudaEventDestroy(im->side_join);
-    if (im->side) cudaStreamDestroy(im->side);
     if (im->stream) cudaStreamDestroy(im->stream);
     delete im;
 }
@@ -1199,14 +1175,6 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
         // where every block redoing the norm of two rows costs more than the
         // launches it saves; 0: never), and only where every GEMV it
         // replaces is the weight-streaming kernel: the same bits
-        const char *pf = getenv("HYMEVAL_PREFETCH");
-        if (pf && strcmp(pf, "1") == 0 &&
-            ((e = cudaStreamCreateWithFlags(&im->side, cudaStreamNonBlocking)) != cudaSuccess ||
-             (e = cudaEventCreateWithFlags(&im->side_fork, cudaEventDisableTiming)) != cudaSuccess ||
-             (e = cudaEventCreateWithFlags(&im->side_join, cudaEventDisableTiming)) != cudaSuccess)) {
-            err_set(err, "CUDA side stream: %s", cudaGetErrorString(e));
-            goto fail;
-        }
         const char *f = getenv("HYMEVAL_FUSE");
         const int fuse_max = f ? atoi(f) : 1;
         im->fuse_rows = 0;

@@ -23,11 +23,13 @@ extern "C" const char *hk_last_error(void) { return last_error; }
 
 extern "C" size_t hk_dtype_size(hk_dtype dtype) { return dtype == HK_BF16 ? 2 : 4; }
 
+// On by default where the hardware has it (measured on the H100: batch-1
+// decode 3.44 -> 3.33 ms a step); HYMEVAL_PDL=0 launches every kernel plainly.
 bool hk_pdl_enabled() {
     static const bool on = [] {
         const char *e = getenv("HYMEVAL_PDL");
         int dev = 0, major = 0;
-        if (!e || strcmp(e, "1") != 0) return false;
+        if (e && strcmp(e, "0") == 0) return false;
         if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
             return false;
         return major >= 9;

@@ -27,8 +27,8 @@ int hk_fail(int code, const char *file, int line, const char *fmt, ...);
 
 typedef __nv_bfloat16 bf16;
 
-// Programmatic dependent launch (HYMEVAL_PDL=1 on sm_90; off by default
-// until measured): hk_launch lets a kernel start while the kernel before it
+// Programmatic dependent launch (sm_90 and later; HYMEVAL_PDL=0 turns it
+// off): hk_launch lets a kernel start while the kernel before it
 // in the stream still runs, so its launch and any prologue that reads only
 // weights overlap that kernel's tail. Every kernel launched through
 // hk_launch therefore begins with pdl_entry(): it waits until the kernels
@@ -40,7 +40,7 @@ __device__ __forceinline__ void pdl_entry() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-bool hk_pdl_enabled();  // HYMEVAL_PDL=1 and a device of compute capability 9.0 or later (common.cu)
+bool hk_pdl_enabled();  // a device of compute capability 9.0 or later, unless HYMEVAL_PDL=0 (common.cu)
 template <typename... Params, typename... Args>
 cudaError_t hk_launch(void (*kern)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                       Args... args) {

@@ -231,11 +231,6 @@ void hk_gemm_destroy(hk_gemm *g);
 int hk_gemm_run(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void *x, int ldx, const void *w, int ldw,
                 const void *bias, int rows, int in, int out, cudaStream_t stream);
 
-/* Asks the GPU to pull bytes at p (16-byte aligned) into its L2 cache,
-   asynchronously in `stream`: a hint that writes nothing (sm_90 bulk
-   prefetches; older GPUs prefetch far less). */
-int hk_prefetch_l2(const void *p, size_t bytes, cudaStream_t stream);
-
 /* Diagnostics: times (ms, median of 11) of up to max_algos of the candidates
    cuBLASLt's heuristic offers for y = x W^T (no bias), its own choice first;
    -1 where a candidate failed. Returns how many were timed, or -1. */

@@ -12,7 +12,7 @@
 #                NIGHTLY_MODEL, NIGHTLY_ONLY, NIGHTLY_LIMIT; carry the directory in to resume)
 #   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
 #                and memcheck over test_backend
-#   switches.log the opt-in paths checked (test_kernels, test_backend with them on), then
+#   switches.log the opt-in/opt-out paths checked (test_kernels, test_backend with them), then
 #                timed on and off (bench JSON, one line each)
 # usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf nightly sanitizer
 #        switches; default: the first four)
@@ -72,16 +72,15 @@ for step in "${steps[@]}"; do
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
     switches)
-      # HYMEVAL_ATTN_ROUNDS, HYMEVAL_GEMM_PLANS, HYMEVAL_PREFETCH and HYMEVAL_PDL (off by default until measured):
-      # the checks with them on, then each timed against its off setting, twice
+      # the opt-in or opt-out paths: HYMEVAL_GEMM_PLANS=1 (no gain measured yet) and HYMEVAL_PDL=0
+      # (programmatic dependent launch off): the checks with them, then each timed against the default, twice
       make_big
-      { HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 HYMEVAL_PDL=1 "$bin/test_kernels" | tail -n 2
-        HYMEVAL_ATTN_ROUNDS=1 HYMEVAL_GEMM_PLANS=1 HYMEVAL_PDL=1 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
+      { HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
+        HYMEVAL_PDL=0 "$bin/test_kernels" | tail -n 2
+        HYMEVAL_PDL=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
         bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }
         for v in 0 1 0 1; do bench_with HYMEVAL_PDL=$v --batch 1 --context 8192 --decode 64; done
-        for v in 0 1 0 1; do bench_with HYMEVAL_PREFETCH=$v --batch 1 --context 8192 --decode 64; done
         for v in 1 0 1 0; do bench_with HYMEVAL_GEMM_PLANS=$v --batch 1 --context 1024 --decode 16; done
-        for v in 1 0; do bench_with HYMEVAL_ATTN_ROUNDS=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
         for v in 1 0; do bench_with HYMEVAL_PDL=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
         "$bin/test_kernels" --bench-only | grep -E "^gemm|^attn_decode"
       } >"$out/switches.log" 2>&1 ;;
