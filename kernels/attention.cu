@@ -408,7 +408,6 @@ int prefill_tc(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ld
     dim3 grid(hk_cdiv(max_len, tc::QT), nh, B);
     CUDA_CHECK(hk_launch(kern, grid, 128, TS::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0,
                          cu, group, M, window, scale));
-    LAUNCH_CHECK();
     return 0;
 }
 
@@ -428,7 +427,6 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
     dim3 grid(hk_cdiv(max_len, WARPS * R_PRE), nh, B);
     CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc,
                          pos0, cu, group, M, window, scale));
-    LAUNCH_CHECK();
     return 0;
 }
 
@@ -458,11 +456,9 @@ int decode_dk_dv(T *out, int ldo, const T *q, int ldq, const T *const *kc, int l
         CUDA_CHECK(hk_launch(kern, grid, WARPS * 32, S::bytes, stream, out, ldo, q, ldq, kc, ldkc, vc, ldvc, pos,
                              nh / nkv, nh, M, window, scale, ws_o, ws_ml));
     }
-    LAUNCH_CHECK();
     if (nsplit > 1) {
         CUDA_CHECK(hk_launch(attn_combine_kernel<T>, dim3(nh, B), DV < 256 ? DV : 256, 0, stream, out, ldo, ws_o, ws_ml,
                              nh, nsplit, DV));
-        LAUNCH_CHECK();
     }
     return 0;
 }
@@ -518,7 +514,6 @@ int kv_store_launch(void *const *kc, int ldkc, void *const *vc, int ldvc, const 
     if (max_len == 0) return 0;
     CUDA_CHECK(hk_launch(kv_store_kernel<T>, dim3(max_len, B), 128, 0, stream, (T *const *)kc, ldkc, (T *const *)vc,
                          ldvc, (const T *)k, ldk, (const T *)v, ldv, cu, pos0, nkv * dk, nkv * dv, M, window));
-    LAUNCH_CHECK();
     return 0;
 }
 

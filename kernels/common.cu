@@ -30,7 +30,8 @@ bool hk_pdl_enabled() {
         const char *e = getenv("HYMEVAL_PDL");
         int dev = 0, major = 0;
         if (e && strcmp(e, "0") == 0) return false;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
             return false;
         return major >= 9;
     }();

@@ -48,8 +48,7 @@ static int embed_launch(void *out, int ldo, const int *ids, const int *cu_text, 
     int rows = total_text + B * M;
     if (rows == 0) return 0;
     CUDA_CHECK(hk_launch(embed_kernel<T>, rows, 128, 0, stream, (T *)out, ldo, ids, cu_text, B, (const T *)table, V,
-                                              (const T *)meta, M, H));
-    LAUNCH_CHECK();
+                         (const T *)meta, M, H));
     return 0;
 }
 
@@ -59,7 +58,6 @@ static int gather_launch(void *out, int ldo, const void *in, int ldi, const int 
     ARG_CHECK(out && in && rows && n >= 0 && width > 0 && ldo >= width && ldi >= width);
     if (n == 0) return 0;
     CUDA_CHECK(hk_launch(gather_kernel<T>, n, 128, 0, stream, (T *)out, ldo, (const T *)in, ldi, rows, width));
-    LAUNCH_CHECK();
     return 0;
 }
 

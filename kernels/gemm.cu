@@ -301,16 +301,15 @@ template <int PRO, bool RESID> int gemv_launch(GemvArgs a, int rows, cudaStream_
     const dim3 grid(hk_cdiv(a.out, kGemvWarps)), block(kGemvWarps * 32);
     const size_t smem = PRO == HK_GEMV_X ? 0 : (size_t)rows * a.in * 2;
     switch (rows) {
-#define GEMV_R(RR)                                                               \
-    case RR:                                                                     \
-        CUDA_CHECK(hk_launch(gemv_kernel<RR, PRO, RESID>, grid, block, smem, stream, a));           \
+#define GEMV_R(RR)                                                                         \
+    case RR:                                                                               \
+        CUDA_CHECK(hk_launch(gemv_kernel<RR, PRO, RESID>, grid, block, smem, stream, a)); \
         break;
         GEMV_R(1) GEMV_R(2) GEMV_R(3) GEMV_R(4) GEMV_R(5) GEMV_R(6) GEMV_R(7) GEMV_R(8)
 #undef GEMV_R
     default:
         return hk_fail(HK_EINVAL, __FILE__, __LINE__, "gemv: %d rows", rows);
     }
-    LAUNCH_CHECK();
     return 0;
 }
 

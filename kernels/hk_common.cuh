@@ -18,7 +18,7 @@ int hk_fail(int code, const char *file, int line, const char *fmt, ...);
         if (e_ != cudaSuccess)                                                                        \
             return hk_fail((int)e_, __FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(e_));     \
     } while (0)
-// After a <<<>>> launch: configuration errors surface here.
+// After a <<<>>> launch: configuration errors surface here (hk_launch returns them).
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 #define ARG_CHECK(cond)                                                                               \
     do {                                                                                              \
@@ -50,9 +50,8 @@ cudaError_t hk_launch(void (*kern)(Params...), dim3 grid, dim3 block, size_t sme
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
     cfg.attrs = attr, cfg.numAttrs = hk_pdl_enabled() ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kern, ((Params)args)...);
+    return cudaLaunchKernelEx(&cfg, kern, ((Params)args)...);  // launch errors come back here
 }
-
 
 template <typename T> struct IsBf16 { static constexpr bool value = false; };
 template <> struct IsBf16<bf16> { static constexpr bool value = true; };

@@ -83,7 +83,6 @@ static int rmsnorm_launch(void *out, int ldo, const void *x, int ldx, const void
     if (rows == 0) return 0;
     CUDA_CHECK(hk_launch(rmsnorm_kernel<T, false>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, nullptr, 0,
                          (const T *)x, ldx, (const T *)w, n, eps));
-    LAUNCH_CHECK();
     return 0;
 }
 
@@ -94,7 +93,6 @@ static int add_rmsnorm_launch(void *h, int ldh, const void *x, int ldx, void *ou
     if (rows == 0) return 0;
     CUDA_CHECK(hk_launch(rmsnorm_kernel<T, true>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, (T *)h, ldh,
                          (const T *)x, ldx, (const T *)w, n, eps));
-    LAUNCH_CHECK();
     return 0;
 }
 
@@ -108,7 +106,6 @@ static int rmsnorm3_launch(void *out, int ldo, const void *x, int ldx, const voi
     const Seg3 seg = {{w0, w1, w2}, {n0, n1, n2}};
     const int threads = std::max(hk_norm_threads(n0), std::max(hk_norm_threads(n1), hk_norm_threads(n2)));
     CUDA_CHECK(hk_launch(rmsnorm3_kernel<T>, rows, threads, 0, stream, (T *)out, ldo, (const T *)x, ldx, seg, eps));
-    LAUNCH_CHECK();
     return 0;
 }
 

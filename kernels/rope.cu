@@ -110,7 +110,6 @@ static int rope_launch(void *q, int ldq, int nq, void *k, int ldk, int nk, int d
     size_t smem = sizeof(float) * (size_t)d;
     CUDA_CHECK(hk_launch(rope_kernel<T>, rows, threads, smem, stream, (T *)q, ldq, nq, (T *)k, ldk, nk, d, pos,
                          inv_freq, (int)mode, rope, (const T *)q_norm, (const T *)k_norm, norm_per_head, norm_eps));
-    LAUNCH_CHECK();
     return 0;
 }
 

@@ -328,7 +328,6 @@ int scan_run(T *y, const T *u, const T *dt, const T *Bm, const T *Cm, const T *z
     if (nch < 2 || !workspace || workspace_bytes < need) {
         a.chunk = INT_MAX;
         CUDA_CHECK(hk_launch(scan_kernel<T, N, true>, dim3(gx, 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
-        LAUNCH_CHECK();
         return 0;
     }
     ARG_CHECK(nch - 1 <= 65535);
@@ -336,14 +335,11 @@ int scan_run(T *y, const T *u, const T *dt, const T *Bm, const T *Cm, const T *z
     a.ws_h = (float *)workspace;
     a.ws_p = a.ws_h + (size_t)B * a.slots * N * a.C;
     CUDA_CHECK(hk_launch(scan_kernel<T, N, true>, dim3(gx, nch - 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
-    LAUNCH_CHECK();
     if (nch > 2) {
         const int NC = N * a.C;
         CUDA_CHECK(hk_launch(scan_carry_kernel, dim3(hk_cdiv(NC, 256), B), 256, 0, stream, a, NC));
-        LAUNCH_CHECK();
     }
     CUDA_CHECK(hk_launch(scan_kernel<T, N, false>, dim3(gx, nch - 1, B), block, 0, stream, y, u, dt, Bm, Cm, z, a));
-    LAUNCH_CHECK();
     return 0;
 }
 
