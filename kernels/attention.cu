@@ -161,10 +161,6 @@ __device__ __forceinline__ bool aligned16(const void *p, size_t ld_bytes) {
     return (((uintptr_t)p | ld_bytes) & 15) == 0;
 }
 
-__device__ __forceinline__ int cache_slot_dev(int p, int M, int window) {
-    return (p < M || window <= 0) ? p : M + (p - M) % (window + 1);
-}
-
 // grid (query tiles, nh, B). Block: 32 queries of one head of one sequence.
 // Row j of sequence b has position P0 + j, P0 = pos0[b] (0 without pos0).
 // Keys run over absolute positions: those before P0 are read from the

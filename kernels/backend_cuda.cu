@@ -39,6 +39,22 @@
 //   one row by default, HYMEVAL_FUSE=N up to N rows, HYMEVAL_FUSE=0 never
 //   (comparisons, timings); HYMEVAL_FUSE_NORM=0
 //   keeps the RMSNorms as separate kernels (the rest fused).
+// - Decode passes rotate each new key straight into its cache slot and copy
+//   its value beside it (hk_rope_qk_store: one kernel where a staging copy,
+//   the rotation and hk_kv_store were three graph nodes; the same bits);
+//   HYMEVAL_ROPE_STORE=0 keeps the three (H200, 1.5B at 8k, batch 1: 3.42 ->
+//   3.39 ms a step).
+// - Fused passes form the branch fusion inside the out_proj GEMV
+//   (hk_gemv_fuse_avg, the same bits as hk_fuse_norm_avg; HYMEVAL_FUSE_AVG=0:
+//   a kernel of its own; 3.55 -> 3.38 ms).
+// - HYMEVAL_SSM_STEP=1 (opt-in) runs the SSM branch after x_proj (dt/B/C
+//   norms, dt_proj, the scan step) as one kernel, hk_ssm_step, and in fused
+//   passes folds the conv into the x_proj GEMV (hk_gemv_conv) and that
+//   kernel. Not the same bits as the separate kernels (its dt dot product
+//   has its own order). Off by default: its first version walked each
+//   channel's dt_proj row with dependent loads and made the step slower
+//   (3.10 -> 3.38 ms); the rows are now staged in coalesced pieces, not yet
+//   timed.
 // - HYMEVAL_CUDA_PASS_TOKENS=N sets the rows per pass (tests force chunking).
 #include <stdint.h>
 #include <stdio.h>
@@ -164,6 +180,9 @@ struct Impl {
     bool use_graphs;         // decode passes replay a CUDA graph (HYMEVAL_CUDA_GRAPHS=0: never)
     int fuse_rows;           // decode passes of up to this many rows run the fused GEMVs (0: never)
     bool fuse_norm;          // ... with the RMSNorms inside them too (HYMEVAL_FUSE_NORM=0: a separate kernel)
+    bool rope_store;         // decode: RoPE writes k, v to the cache (HYMEVAL_ROPE_STORE=0: copy, rope, store)
+    bool ssm_step;           // decode: hk_ssm_step after x_proj (HYMEVAL_SSM_STEP=1; else norms, dt_proj, scan)
+    bool fuse_avg;           // fused decode: out_proj forms the branch fusion (HYMEVAL_FUSE_AVG=0: its own kernel)
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
     Sequence *prefix;        // state after the meta tokens (NULL until the first begin)
@@ -700,16 +719,24 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             const int src = c->kv_source[l];
             const bool owns = src == l;
             char *kvb = (char *)im->kv[src];
-            if (owns)  // k | v leave proj (rewritten by the next layer) for the pass buffer
-                CU(cudaMemcpy2DAsync(kvb, kv_ld * es, proj + (size_t)sp.k * es, rows * es, kv_ld * es, T,
-                                     cudaMemcpyDeviceToDevice, st));
-            HKR(hk_rope_qk(d, proj + (size_t)sp.q * es, rows, im->nh, owns ? kvb : nullptr, kv_ld, im->nkv, im->dk,
-                           ps.ropepos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm, owns ? w.k_norm : nullptr,
-                           perhead, 1e-6f, st));
-            if (ps.decode) {
-                if (owns)
+            if (ps.decode && owns && im->rope_store && !observing(im)) {
+                // the new k and v go from proj straight to their cache slots (no staging copy, no store kernel)
+                HKR(hk_rope_qk_store(d, proj + (size_t)sp.q * es, rows, im->nh, proj + (size_t)sp.k * es, rows,
+                                     im->nkv, im->dk, ps.ropepos, im->inv_freq, B, im->rope_mode, c->rope, w.q_norm,
+                                     w.k_norm, perhead, 1e-6f, ps.table(l, 0), im->kw, ps.table(l, 1), im->vw,
+                                     proj + (size_t)(sp.k + im->kw) * es, rows, im->dv, ps.rowpos, im->M, window, st));
+            } else {
+                if (owns)  // k | v leave proj (rewritten by the next layer) for the pass buffer
+                    CU(cudaMemcpy2DAsync(kvb, kv_ld * es, proj + (size_t)sp.k * es, rows * es, kv_ld * es, T,
+                                         cudaMemcpyDeviceToDevice, st));
+                HKR(hk_rope_qk(d, proj + (size_t)sp.q * es, rows, im->nh, owns ? kvb : nullptr, kv_ld, im->nkv,
+                               im->dk, ps.ropepos, im->inv_freq, T, im->rope_mode, c->rope, w.q_norm,
+                               owns ? w.k_norm : nullptr, perhead, 1e-6f, st));
+                if (ps.decode && owns)
                     HKR(hk_kv_store(d, ps.table(l, 0), im->kw, ps.table(l, 1), im->vw, kvb, kv_ld, kvb + im->kw * es,
                                     kv_ld, nullptr, ps.rowpos, B, 1, im->nkv, im->dk, im->dv, im->M, window, st));
+            }
+            if (ps.decode) {
                 HKR(hk_attn_decode(d, im->attn, I, proj + (size_t)sp.q * es, rows, (const void *const *)ps.table(l, 0),
                                    im->kw, (const void *const *)ps.table(l, 1), im->vw, ps.rowpos, B, ps.max_pos,
                                    im->nh, im->nkv, im->dk, im->dv, im->M, window, scale, im->dec_ws,
@@ -726,36 +753,64 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
         }
 
         if (layer_has_ssm(c, l)) {
-            char *xdb = (char *)im->xdb;
+            char *xdb = (char *)im->xdb, *conv_x = proj + (size_t)sp.x * es;
+            // decode: the norms, dt_proj and the scan step in one kernel (hk_ssm_step); fused, the x_proj
+            // GEMV also forms the conv's output itself and hk_ssm_step then advances the conv state
+            const bool step = ps.decode && im->ssm_step && !observing(im), conv_in_gemv = step && fuse;
+            if (conv_in_gemv) {
+                if (prof_mark(im, PROF_PROJ, err)) return -1;
+                HKR(hk_gemv_conv(d, xdb, XDB, conv_x, rows, ps.table(l, 2), w.conv_w, w.conv_b, im->K, w.x_proj, I,
+                                 nullptr, T, I, XDB, st));
+            } else {
+                if (prof_mark(im, PROF_SSM, err)) return -1;
+                HKR(hk_conv1d_silu(d, im->xc, I, conv_x, rows, w.conv_w, w.conv_b, ps.table(l, 2), cu_arg, B, max_len,
+                                   I, im->K, st));
+                if (prof_mark(im, PROF_PROJ, err)) return -1;
+                HKR(hk_gemm_run(im->gemm, d, xdb, XDB, im->xc, I, w.x_proj, I, nullptr, T, I, XDB, st));
+            }
             if (prof_mark(im, PROF_SSM, err)) return -1;
-            HKR(hk_conv1d_silu(d, im->xc, I, proj + (size_t)sp.x * es, rows, w.conv_w, w.conv_b, ps.table(l, 2),
-                               cu_arg, B, max_len, I, im->K, st));
-            if (prof_mark(im, PROF_PROJ, err)) return -1;
-            HKR(hk_gemm_run(im->gemm, d, xdb, XDB, im->xc, I, w.x_proj, I, nullptr, T, I, XDB, st));
-            if (prof_mark(im, PROF_SSM, err)) return -1;
-            if (w.dt_norm)  // dt | B | C normalised in place, each on its own
-                HKR(hk_rmsnorm3(d, xdb, XDB, xdb, XDB, w.dt_norm, R, w.B_norm, N, w.C_norm, N, T, c->rms_eps, st));
-            if (prof_mark(im, PROF_PROJ, err)) return -1;
-            HKR(hk_gemm_run(im->gemm, d, im->delta, I, xdb, XDB, w.dt_proj, R, nullptr, T, R, I, st));
-            if (prof_mark(im, PROF_SSM, err)) return -1;
-            void *ws = ps.scan_ws;  // NULL (decode, short rows, or no memory): one pass per sequence
-            HKR(hk_scan(d, im->ssm_y, I, im->xc, I, im->delta, I, w.dt_bias, w.A, xdb + (size_t)R * es, XDB,
-                        xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows,
-                        (float *const *)ps.table(l, 3), cu_arg, B, max_len, I, N, ws, ws ? im->scan_ws_bytes : 0, st));
-            if (observing(im) && im->m->observer->ssm_token && observe_ssm(im, ps, l, xdb, err)) return -1;
+            if (step) {
+                const hk_conv_step conv = {conv_x, rows, w.conv_w, w.conv_b, ps.table(l, 2), im->K};
+                HKR(hk_ssm_step(d, im->ssm_y, I, xdb, XDB, w.dt_norm, w.B_norm, w.C_norm, c->rms_eps, w.dt_proj, R,
+                                w.dt_bias, w.A, w.D, im->xc, I, conv_in_gemv ? &conv : nullptr,
+                                proj + (size_t)sp.z * es, rows, (float *const *)ps.table(l, 3), B, I, N, st));
+            } else {
+                if (w.dt_norm)  // dt | B | C normalised in place, each on its own
+                    HKR(hk_rmsnorm3(d, xdb, XDB, xdb, XDB, w.dt_norm, R, w.B_norm, N, w.C_norm, N, T, c->rms_eps, st));
+                if (prof_mark(im, PROF_PROJ, err)) return -1;
+                HKR(hk_gemm_run(im->gemm, d, im->delta, I, xdb, XDB, w.dt_proj, R, nullptr, T, R, I, st));
+                if (prof_mark(im, PROF_SSM, err)) return -1;
+                void *ws = ps.scan_ws;  // NULL (decode, short rows, or no memory): one pass per sequence
+                HKR(hk_scan(d, im->ssm_y, I, im->xc, I, im->delta, I, w.dt_bias, w.A, xdb + (size_t)R * es, XDB,
+                            xdb + (size_t)(R + N) * es, XDB, w.D, proj + (size_t)sp.z * es, rows,
+                            (float *const *)ps.table(l, 3), cu_arg, B, max_len, I, N, ws, ws ? im->scan_ws_bytes : 0,
+                            st));
+                if (observing(im) && im->m->observer->ssm_token && observe_ssm(im, ps, l, xdb, err)) return -1;
+            }
         }
 
         // f = fused norms of the branches present; tmp = out_proj f (fused: h += out_proj f)
         const bool ha = layer_has_attn(c, l), hs = layer_has_ssm(c, l);
-        if (prof_mark(im, PROF_NORM, err)) return -1;
-        HKR(hk_fuse_norm_avg(d, im->fused, I, ha ? im->attn : nullptr, I, w.attn_out_norm, hs ? im->ssm_y : nullptr, I,
-                             w.ssm_out_norm, T, I, c->rms_eps, st));
-        if (prof_mark(im, PROF_PROJ, err)) return -1;
-        if (fuse)
-            HKR(hk_gemv(d, HK_GEMV_X, im->h, H, im->h, H, im->fused, I, nullptr, 0, w.out_proj, I, w.out_proj_bias, T,
-                        I, H, st));
-        else
-            HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->fused, I, w.out_proj, I, w.out_proj_bias, T, I, H, st));
+        if (fuse && im->fuse_norm && im->fuse_avg) {  // h += out_proj f, the fusion formed as the GEMV reads it
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
+            if (ha && hs)
+                HKR(hk_gemv_fuse_avg(d, im->h, H, im->h, H, im->attn, I, w.attn_out_norm, im->ssm_y, I,
+                                     w.ssm_out_norm, c->rms_eps, w.out_proj, I, w.out_proj_bias, T, I, H, st));
+            else  // one branch: its norm alone
+                HKR(hk_gemv(d, HK_GEMV_RMSNORM, im->h, H, im->h, H, ha ? im->attn : im->ssm_y, I,
+                            ha ? w.attn_out_norm : w.ssm_out_norm, c->rms_eps, w.out_proj, I, w.out_proj_bias, T, I,
+                            H, st));
+        } else {
+            if (prof_mark(im, PROF_NORM, err)) return -1;
+            HKR(hk_fuse_norm_avg(d, im->fused, I, ha ? im->attn : nullptr, I, w.attn_out_norm,
+                                 hs ? im->ssm_y : nullptr, I, w.ssm_out_norm, T, I, c->rms_eps, st));
+            if (prof_mark(im, PROF_PROJ, err)) return -1;
+            if (fuse)
+                HKR(hk_gemv(d, HK_GEMV_X, im->h, H, im->h, H, im->fused, I, nullptr, 0, w.out_proj, I,
+                            w.out_proj_bias, T, I, H, st));
+            else
+                HKR(hk_gemm_run(im->gemm, d, im->tmp, H, im->fused, I, w.out_proj, I, w.out_proj_bias, T, I, H, st));
+        }
 
         if (im->F > 0 && fuse) {  // h += MLP(RMSNorm(h)): norm, SwiGLU and add inside the GEMVs
             const int F = im->F;
@@ -1180,9 +1235,17 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
         im->fuse_rows = 0;
         const char *fn = getenv("HYMEVAL_FUSE_NORM");
         im->fuse_norm = !(fn && strcmp(fn, "0") == 0);
+        const char *rs = getenv("HYMEVAL_ROPE_STORE");
+        im->rope_store = !(rs && strcmp(rs, "0") == 0);
+        const char *ss = getenv("HYMEVAL_SSM_STEP");  // opt-in: measured slower (see the top of the file)
+        im->ssm_step = ss && strcmp(ss, "1") == 0;
+        const char *fa = getenv("HYMEVAL_FUSE_AVG");
+        im->fuse_avg = !(fa && strcmp(fa, "0") == 0);
         if (im->dt == HK_BF16 && fuse_max > 0) {
             const bool silu = c->mlp_act == MLP_SILU;
             int r = std::min(hk_gemv_rows(im->gemm, HK_GEMV_RMSNORM, im->H), hk_gemv_rows(im->gemm, HK_GEMV_X, im->I));
+            r = std::min(r, hk_gemv_rows(im->gemm, HK_GEMV_FUSE_AVG, im->I));  // out_proj with the branch fusion
+            r = std::min(r, hk_gemv_rows(im->gemm, HK_GEMV_CONV, im->I));      // x_proj with the conv
             if (im->F > 0) r = std::min(r, hk_gemv_rows(im->gemm, silu ? HK_GEMV_SWIGLU : HK_GEMV_X, im->F));
             im->fuse_rows = std::min(r, fuse_max);
         }

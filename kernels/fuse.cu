@@ -12,8 +12,8 @@ __global__ void fuse_kernel(T *out, int ldo, const T *a, int lda, const T *wa, c
     const T *sr = s ? s + r * lds : nullptr;
     float ss[2] = {0.0f, 0.0f};
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        if (ar) { float v = ldf(ar + i); ss[0] += v * v; }
-        if (sr) { float v = ldf(sr + i); ss[1] += v * v; }
+        if (ar) { float v = ldf(ar + i); ss[0] = fmaf(v, v, ss[0]); }
+        if (sr) { float v = ldf(sr + i); ss[1] = fmaf(v, v, ss[1]); }
     }
     block_sum<2>(ss, scratch);
     float ia = 1.0f / sqrtf(ss[0] / (float)n + eps), is = 1.0f / sqrtf(ss[1] / (float)n + eps);
@@ -34,7 +34,7 @@ static int fuse_launch(void *out, int ldo, const void *a, int lda, const void *w
                        const void *ws, int rows, int n, float eps, cudaStream_t stream) {
     ARG_CHECK(out && (a || s) && rows >= 0 && n > 0 && ldo >= n && (!a || lda >= n) && (!s || lds >= n));
     if (rows == 0) return 0;
-    int threads = n <= 64 ? 32 : n <= 1024 ? 128 : 256;
+    const int threads = hk_norm_threads(n);  // (hk_gemv_fuse_avg repeats these sums in its larger block)
     CUDA_CHECK(hk_launch(fuse_kernel<T>, rows, threads, 0, stream, (T *)out, ldo, (const T *)a, lda, (const T *)wa,
                          (const T *)s, lds, (const T *)ws, n, eps));
     return 0;

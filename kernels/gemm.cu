@@ -169,8 +169,14 @@ struct GemvArgs {
     int ldr;
     const bf16 *x;
     int ldx;
-    const bf16 *norm_w;  // HK_GEMV_RMSNORM (may be NULL)
+    const bf16 *norm_w;  // HK_GEMV_RMSNORM, HK_GEMV_FUSE_AVG (x's weight) (may be NULL)
     float eps;
+    const bf16 *x2;  // HK_GEMV_FUSE_AVG: the second branch, its row pitch and norm weight (may be NULL)
+    int ldx2;
+    const bf16 *norm_w2;
+    const bf16 *const *conv_state;  // HK_GEMV_CONV: per row (sequence), [K-1][in]; taps [in][K]; bias or NULL
+    const bf16 *conv_w, *conv_b;
+    int K;
     const bf16 *w;
     int ldw;
     const bf16 *bias;
@@ -203,6 +209,30 @@ template <int R, int PRO> __device__ __forceinline__ void gemv_stage(uint4 *stag
 #pragma unroll
         for (int r = 0; r < R; r++) inv[r] = 1.0f / sqrtf(ss[r] / (float)a.in + a.eps);
     }
+    float inv2[R];
+    if constexpr (PRO == HK_GEMV_FUSE_AVG) {
+        // fuse_kernel's two sums bit for bit, as above: its threads, its order
+        __shared__ float scratch[32 * 2 * R];
+        const int nt = hk_norm_threads(a.in);
+        float ss[2 * R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            ss[2 * r] = ss[2 * r + 1] = 0.0f;
+            if (threadIdx.x < nt)
+#pragma unroll 4
+                for (int i = threadIdx.x; i < a.in; i += nt) {
+                    float v = ldf(a.x + (size_t)r * a.ldx + i), u = ldf(a.x2 + (size_t)r * a.ldx2 + i);
+                    ss[2 * r] = fmaf(v, v, ss[2 * r]);
+                    ss[2 * r + 1] = fmaf(u, u, ss[2 * r + 1]);
+                }
+        }
+        block_sum<2 * R>(ss, scratch);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            inv[r] = 1.0f / sqrtf(ss[2 * r] / (float)a.in + a.eps);
+            inv2[r] = 1.0f / sqrtf(ss[2 * r + 1] / (float)a.in + a.eps);
+        }
+    }
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const uint4 *xr = reinterpret_cast<const uint4 *>(a.x + (size_t)r * a.ldx);
@@ -217,6 +247,25 @@ template <int R, int PRO> __device__ __forceinline__ void gemv_stage(uint4 *stag
                 } else {
 #pragma unroll
                     for (int e = 0; e < 8; e++) v[e] = v[e] * inv[r];
+                }
+            } else if constexpr (PRO == HK_GEMV_CONV) {  // conv1d_kernel's decode step of each channel
+                const bf16 *st = a.conv_state[r];
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const int ch = 8 * c + e;
+                    v[e] = conv_step_dev(a.conv_w + (size_t)ch * a.K, a.conv_b ? a.conv_b + ch : nullptr, st + ch,
+                                         (size_t)a.in, v[e], a.K);
+                }
+            } else if constexpr (PRO == HK_GEMV_FUSE_AVG) {  // fuse_kernel's (round(na) + round(ns)) / 2
+                float wa[8], s2[8], ws[8];
+                unpack8(reinterpret_cast<const uint4 *>(a.x2 + (size_t)r * a.ldx2)[c], s2);
+                if (a.norm_w) unpack8(reinterpret_cast<const uint4 *>(a.norm_w)[c], wa);
+                if (a.norm_w2) unpack8(reinterpret_cast<const uint4 *>(a.norm_w2)[c], ws);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float na = a.norm_w ? wa[e] * (v[e] * inv[r]) : v[e] * inv[r];
+                    const float ns = a.norm_w2 ? ws[e] * (s2[e] * inv2[r]) : s2[e] * inv2[r];
+                    v[e] = (round_bf16_dev(na) + round_bf16_dev(ns)) / 2.0f;
                 }
             } else {  // swiglu_kernel's round(silu(gate)) * up
                 unpack8(xr[pieces + c], u);
@@ -313,11 +362,19 @@ template <int PRO, bool RESID> int gemv_launch(GemvArgs a, int rows, cudaStream_
     return 0;
 }
 
+// The arguments every mode has; the others zero.
+GemvArgs gemv_args(void *y, int ldy, const void *resid, int ldr, const void *x, int ldx, const void *w, int ldw,
+                   const void *bias, int in, int out) {
+    GemvArgs a;
+    memset(&a, 0, sizeof a);
+    a.y = (bf16 *)y, a.ldy = ldy, a.resid = (const bf16 *)resid, a.ldr = ldr, a.x = (const bf16 *)x, a.ldx = ldx;
+    a.w = (const bf16 *)w, a.ldw = ldw, a.bias = (const bf16 *)bias, a.in = in, a.out = out;
+    return a;
+}
+
 int gemv_run(void *y, int ldy, const void *x, int ldx, const void *w, int ldw, const void *bias, int rows, int in,
              int out, cudaStream_t stream) {
-    const GemvArgs a = {(bf16 *)y, ldy, nullptr, 0, (const bf16 *)x, ldx, nullptr, 0.0f,
-                        (const bf16 *)w, ldw, (const bf16 *)bias, in, out};
-    return gemv_launch<HK_GEMV_X, false>(a, rows, stream);
+    return gemv_launch<HK_GEMV_X, false>(gemv_args(y, ldy, nullptr, 0, x, ldx, w, ldw, bias, in, out), rows, stream);
 }
 
 }  // namespace
@@ -333,8 +390,8 @@ extern "C" int hk_gemv(hk_dtype dtype, hk_gemv_in in_mode, void *y, int ldy, con
     ARG_CHECK((!bias || ((uintptr_t)bias & 1) == 0) && (!resid || ((uintptr_t)resid & 1) == 0));
     ARG_CHECK(y != x && (!resid || resid != y || ldr == ldy));
     ARG_CHECK(in_mode == HK_GEMV_X || (size_t)rows * in * 2 <= (size_t)kGemvStageBytes);
-    const GemvArgs a = {(bf16 *)y,         ldy, (const bf16 *)resid, ldr, (const bf16 *)x, ldx, (const bf16 *)norm_w,
-                        eps, (const bf16 *)w, ldw, (const bf16 *)bias, in, out};
+    GemvArgs a = gemv_args(y, ldy, resid, ldr, x, ldx, w, ldw, bias, in, out);
+    a.norm_w = (const bf16 *)norm_w, a.eps = eps;
     switch (in_mode) {
     case HK_GEMV_X: return resid ? gemv_launch<HK_GEMV_X, true>(a, rows, stream) : gemv_launch<HK_GEMV_X, false>(a, rows, stream);
     case HK_GEMV_RMSNORM:
@@ -344,6 +401,37 @@ extern "C" int hk_gemv(hk_dtype dtype, hk_gemv_in in_mode, void *y, int ldy, con
         return resid ? gemv_launch<HK_GEMV_SWIGLU, true>(a, rows, stream)
                      : gemv_launch<HK_GEMV_SWIGLU, false>(a, rows, stream);
     }
+}
+
+extern "C" int hk_gemv_fuse_avg(hk_dtype dtype, void *y, int ldy, const void *resid, int ldr, const void *a, int lda,
+                                const void *wa, const void *s, int lds, const void *ws, float eps, const void *w,
+                                int ldw, const void *bias, int rows, int in, int out, cudaStream_t stream) {
+    ARG_CHECK(dtype == HK_BF16);
+    ARG_CHECK(y && a && s && w && rows >= 1 && rows <= kGemvMaxRows && in > 0 && in % 8 == 0 && out > 0);
+    ARG_CHECK(ldy >= out && lda >= in && lds >= in && ldw >= in && (!resid || ldr >= out));
+    ARG_CHECK(aligned16(a, (size_t)lda * 2) && aligned16(s, (size_t)lds * 2) && aligned16(w, (size_t)ldw * 2));
+    ARG_CHECK((!wa || aligned16(wa, 0)) && (!ws || aligned16(ws, 0)));
+    ARG_CHECK((!bias || ((uintptr_t)bias & 1) == 0) && (!resid || ((uintptr_t)resid & 1) == 0));
+    ARG_CHECK(y != a && y != s && (!resid || resid != y || ldr == ldy));
+    ARG_CHECK((size_t)rows * in * 2 <= (size_t)kGemvStageBytes);
+    GemvArgs g = gemv_args(y, ldy, resid, ldr, a, lda, w, ldw, bias, in, out);
+    g.norm_w = (const bf16 *)wa, g.eps = eps, g.x2 = (const bf16 *)s, g.ldx2 = lds, g.norm_w2 = (const bf16 *)ws;
+    return resid ? gemv_launch<HK_GEMV_FUSE_AVG, true>(g, rows, stream)
+                 : gemv_launch<HK_GEMV_FUSE_AVG, false>(g, rows, stream);
+}
+
+extern "C" int hk_gemv_conv(hk_dtype dtype, void *y, int ldy, const void *x, int ldx, void *const *conv_state,
+                            const void *conv_w, const void *conv_b, int K, const void *w, int ldw, const void *bias,
+                            int rows, int in, int out, cudaStream_t stream) {
+    ARG_CHECK(dtype == HK_BF16);
+    ARG_CHECK(y && x && conv_state && conv_w && w && rows >= 1 && rows <= kGemvMaxRows && in > 0 && in % 8 == 0);
+    ARG_CHECK(out > 0 && K >= 1 && K <= 8 && ldy >= out && ldx >= in && ldw >= in);
+    ARG_CHECK(aligned16(x, (size_t)ldx * 2) && aligned16(w, (size_t)ldw * 2) && (!bias || ((uintptr_t)bias & 1) == 0));
+    ARG_CHECK(y != x && (size_t)rows * in * 2 <= (size_t)kGemvStageBytes);
+    GemvArgs g = gemv_args(y, ldy, nullptr, 0, x, ldx, w, ldw, bias, in, out);
+    g.conv_state = (const bf16 *const *)conv_state, g.conv_w = (const bf16 *)conv_w, g.conv_b = (const bf16 *)conv_b;
+    g.K = K;
+    return gemv_launch<HK_GEMV_CONV, false>(g, rows, stream);
 }
 
 extern "C" int hk_gemv_rows(const hk_gemm *g, hk_gemv_in in_mode, int in) {

@@ -72,6 +72,24 @@ template <typename T> __device__ __forceinline__ float act(float v) {
 __device__ __forceinline__ float silu_dev(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
+// The cache slot of position p (engine/cache.h): meta tokens and global
+// layers by position, a sliding-window layer's band in a ring of window + 1.
+__device__ __forceinline__ int cache_slot_dev(int p, int M, int window) {
+    return (p < M || window <= 0) ? p : M + (p - M) % (window + 1);
+}
+
+// One decode step of the causal conv + SiLU of one channel: bias, the K-1
+// state inputs oldest first, the new input last (conv1d_kernel's order, so
+// the kernels that fold it in give its bits). w: the channel's K taps;
+// state: its oldest input, the next ones ld apart.
+template <typename T>
+__device__ __forceinline__ float conv_step_dev(const T *w, const T *bias, const T *state, size_t ld, float x, int K) {
+    float acc = bias ? ldf(bias) : 0.0f;
+    for (int j = 0; j < K - 1; j++) acc += ldf(w + j) * ldf(state + (size_t)j * ld);
+    acc += ldf(w + K - 1) * x;
+    return silu_dev(acc);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

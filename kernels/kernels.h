@@ -122,6 +122,18 @@ int hk_rope_qk(hk_dtype dtype, void *q, int ldq, int nq, void *k, int ldk, int n
                const float *inv_freq, int rows, hk_rope_mode mode, int rope, const void *q_norm, const void *k_norm,
                int norm_per_head, float norm_eps, cudaStream_t stream);
 
+/* The decode step's hk_rope_qk and hk_kv_store in one kernel: row b < B is
+   sequence b's new token. q is normalised and rotated in place as
+   hk_rope_qk does; k (read only) is normalised and rotated into the token's
+   cache slot (cache position cache_pos[b], slots as hk_kv_store lays them
+   out for M meta tokens and the window), and v (nk heads of dv) is copied
+   beside it: the same bits as hk_rope_qk on a copy of k then hk_kv_store. */
+int hk_rope_qk_store(hk_dtype dtype, void *q, int ldq, int nq, const void *k, int ldk, int nk, int d, const int *pos,
+                     const float *inv_freq, int B, hk_rope_mode mode, int rope, const void *q_norm,
+                     const void *k_norm, int norm_per_head, float norm_eps, void *const *k_cache, int ldkc,
+                     void *const *v_cache, int ldvc, const void *v, int ldv, int dv, const int *cache_pos, int M,
+                     int window, cudaStream_t stream);
+
 /* ---- attention.cu ------------------------------------------------------ */
 
 /* Causal prefill over a packed batch, flash style (online softmax over key
@@ -211,6 +223,29 @@ int hk_scan(hk_dtype dtype, void *y, int ldy, const void *u, int ldu, const void
             float *const *state, const int *cu_seqlens, int B, int max_len, int C, int N, void *workspace,
             size_t workspace_bytes, cudaStream_t stream);
 
+/* The decode step of the SSM branch after x_proj, in one kernel: for row b
+   < B (sequence b's new token) and channel c < C, xdb[b] = dt (R) | B (N) |
+   C (N) is normalised as hk_rmsnorm3 does (dt_norm == NULL: not at all;
+   B_norm / C_norm may be NULL weights), dt = round(sum_j dt[j] dt_w[c, j])
+   as hk_gemm_run would store it (dt_w: [C][R]), then state[b] and y[b, c]
+   as hk_scan's one-row step (softplus(dt + dt_bias), D skip, SiLU(z) gate
+   when z is given). Not bit for bit hk_rmsnorm3 + hk_gemm_run + hk_scan: the
+   dot product's order is its own. u [B][ldu]: the conv's output; or, with
+   conv, each channel's u is hk_conv1d_silu's decode step of conv->x (bit
+   for bit) and the conv state then advances by that input, as
+   hk_conv1d_silu's would (u is then not read and may be NULL). */
+typedef struct {
+    const void *x;  /* [B][ldx]: the conv's new input row per sequence */
+    int ldx;
+    const void *w, *bias;  /* taps [C][K]; bias [C] or NULL */
+    void *const *state;    /* per sequence [K-1][C] */
+    int K;
+} hk_conv_step;
+int hk_ssm_step(hk_dtype dtype, void *y, int ldy, const void *xdb, int ldx, const void *dt_norm, const void *B_norm,
+                const void *C_norm, float eps, const void *dt_w, int R, const float *dt_bias, const float *A,
+                const float *D, const void *u, int ldu, const hk_conv_step *conv, const void *z, int ldz,
+                float *const *state, int B, int C, int N, cudaStream_t stream);
+
 /* ---- mlp.cu ------------------------------------------------------------ */
 
 /* out = round(round(SiLU(gate)) * up) (SwiGLU as the engine rounds it). */
@@ -249,10 +284,24 @@ int hk_gemm_time_algos(hk_gemm *g, hk_dtype dtype, void *y, int ldy, const void 
    the separate kernels and hk_gemm_run give where hk_gemm_run streams the
    weights itself: up to hk_gemv_rows(g, in_mode, in) rows. Needs in % 8 == 0,
    16-byte aligned x, w (with their row pitches) and norm_w. */
-typedef enum { HK_GEMV_X = 0, HK_GEMV_RMSNORM = 1, HK_GEMV_SWIGLU = 2 } hk_gemv_in;
+typedef enum { HK_GEMV_X = 0, HK_GEMV_RMSNORM = 1, HK_GEMV_SWIGLU = 2, HK_GEMV_FUSE_AVG = 3, HK_GEMV_CONV = 4 } hk_gemv_in;
 int hk_gemv(hk_dtype dtype, hk_gemv_in in_mode, void *y, int ldy, const void *resid, int ldr, const void *x, int ldx,
             const void *norm_w, float eps, const void *w, int ldw, const void *bias, int rows, int in, int out,
             cudaStream_t stream);
+/* hk_gemv with the branch fusion as its prologue (HK_GEMV_FUSE_AVG): the
+   input is hk_fuse_norm_avg(a, wa, s, ws) of both branches, bit for bit
+   (single-branch layers take HK_GEMV_RMSNORM with that branch's weight). */
+int hk_gemv_fuse_avg(hk_dtype dtype, void *y, int ldy, const void *resid, int ldr, const void *a, int lda,
+                     const void *wa, const void *s, int lds, const void *ws, float eps, const void *w, int ldw,
+                     const void *bias, int rows, int in, int out, cudaStream_t stream);
+/* hk_gemv with the decode step of the causal conv + SiLU as its prologue
+   (HK_GEMV_CONV): row r's input is hk_conv1d_silu's output for one new row
+   x[r] of sequence r (conv_state[r]: [K-1][in], taps [in][K], conv_b or
+   NULL), bit for bit; the state is only read (hk_ssm_step with `conv`
+   advances it). */
+int hk_gemv_conv(hk_dtype dtype, void *y, int ldy, const void *x, int ldx, void *const *conv_state, const void *conv_w,
+                 const void *conv_b, int K, const void *w, int ldw, const void *bias, int rows, int in, int out,
+                 cudaStream_t stream);
 /* The most rows (0..8) for which hk_gemm_run(g) takes its own GEMV kernel on
    BF16 inputs of `in` columns (0 with HYMEVAL_GEMV=0; HYMEVAL_GEMV_ROWS sets
    the cut-over, default 2) and hk_gemv takes in_mode (its staged input fits

@@ -376,6 +376,156 @@ int scan_launch(void *y, int ldy, const void *u, int ldu, const void *dt, int ld
     return hk_fail(HK_EINVAL, __FILE__, __LINE__, "invalid argument: N = %d", N);
 }
 
+// ---- the decode step of the whole SSM tail in one kernel (hk_ssm_step)
+// A decode step's rows are few, so the dt/B/C norms, the dt projection
+// (R inputs a channel) and the one-row scan are each a launch for little
+// work. Here a block of SSM_STEP_THREADS channels of one sequence forms the
+// row's normalised dt, B, C in shared memory (each block redoing the R + 2N
+// values), and each thread then projects its channel's dt, rounds it as the
+// stored GEMM output would be, and advances its N states as scan_rows does.
+// With the conv folded in (the x_proj GEMV before it formed its input the
+// same way, hk_gemv_conv), a thread also recomputes its channel's conv
+// output u and then advances the channel's conv state: the GEMV only read
+// it, and this kernel starts after the GEMV has finished.
+constexpr int SSM_STEP_THREADS = 64;
+
+struct SsmStepArgs {
+    const float *dt_bias, *A, *D;
+    float *const *state;
+    const void *conv_x, *conv_w, *conv_b;  // conv_x NULL: u is given
+    void *const *conv_state;
+    int ldcx, K;
+    int C, R, ldx, ldu, ldz, ldy;
+    float eps;
+};
+
+// grid (ceil(C / SSM_STEP_THREADS), B); dynamic shared memory: the row (R +
+// 2N floats, padded to 16 bytes), then the block's rows of dt_w (T).
+__host__ __device__ constexpr int ssm_row_floats(int R, int N) { return (R + 2 * N + 3) / 4 * 4; }
+
+template <typename T, int N>
+__global__ void __launch_bounds__(SSM_STEP_THREADS)
+    ssm_step_kernel(T *__restrict__ y, const T *__restrict__ xdb, const T *__restrict__ dt_norm,
+                    const T *__restrict__ B_norm, const T *__restrict__ C_norm, const T *__restrict__ dt_w,
+                    const T *__restrict__ u, const T *__restrict__ z, SsmStepArgs a) {
+    extern __shared__ float row[];  // dt (R) | B (N) | C (N), normalised and rounded to T; then dt_w's rows
+    __shared__ float inv[3];
+    const int b = blockIdx.y, R = a.R, nrow = R + 2 * N;
+    // The block's rows of dt_w (contiguous) go to shared memory in coalesced
+    // pieces, every load in flight at once, instead of each thread walking
+    // its own row: a chain of R dependent loads (measured: 8 us a layer more
+    // than the three kernels this one replaces). Weights are never written
+    // by a pass, so this runs before pdl_entry, overlapping the kernel before.
+    T *wt = reinterpret_cast<T *>(row + ssm_row_floats(R, N));
+    {
+        const int c0 = blockIdx.x * SSM_STEP_THREADS, nel = min(SSM_STEP_THREADS, a.C - c0) * R;
+        const T *src = dt_w + (size_t)c0 * R;
+        if ((((uintptr_t)src) & 15) == 0 && (nel * sizeof(T)) % 16 == 0) {
+            const int n16 = (int)(nel * sizeof(T) / 16);
+            for (int i = threadIdx.x; i < n16; i += blockDim.x)
+                reinterpret_cast<uint4 *>(wt)[i] = __ldg(reinterpret_cast<const uint4 *>(src) + i);
+        } else {
+            for (int i = threadIdx.x; i < nel; i += blockDim.x) wt[i] = src[i];
+        }
+    }
+    pdl_entry();
+    const T *xr = xdb + (size_t)b * a.ldx;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (dt_norm && warp < 2)  // the sums of squares of the segments: warp 0 dt's, warp 1 B's and C's
+        for (int s = warp == 0 ? 0 : 1; s < (warp == 0 ? 1 : 3); s++) {
+            const int off = s == 0 ? 0 : s == 1 ? R : R + N, n = s == 0 ? R : N;
+            float ss = 0.0f;
+            for (int i = lane; i < n; i += 32) {
+                const float v = ldf(xr + off + i);
+                ss = fmaf(v, v, ss);
+            }
+            ss = warp_sum(ss);
+            if (lane == 0) inv[s] = 1.0f / sqrtf(ss / (float)n + a.eps);
+        }
+    __syncthreads();
+    for (int i = threadIdx.x; i < nrow; i += blockDim.x) {
+        const float v = ldf(xr + i);
+        if (!dt_norm) {
+            row[i] = v;
+            continue;
+        }
+        const int s = i < R ? 0 : i < R + N ? 1 : 2;
+        const T *w = s == 0 ? dt_norm : s == 1 ? B_norm : C_norm;
+        const int j = s == 0 ? i : s == 1 ? i - R : i - R - N;
+        row[i] = act<T>(w ? ldf(w + j) * (v * inv[s]) : v * inv[s]);
+    }
+    __syncthreads();
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= a.C) return;
+    // dt of this channel: the dt projection's dot product (FP32), rounded to T as the GEMM's output is stored
+    const T *wr = wt + (size_t)threadIdx.x * R;
+    float dot = 0.0f;
+#pragma unroll 4
+    for (int j = 0; j < R; j++) dot = fmaf(ldf(wr + j), row[j], dot);
+    const float delta = softplus_dev(act<T>(dot) + a.dt_bias[c]);
+    float uc;
+    if (a.conv_x) {  // u = conv1d_kernel's output, rounded as stored; then the state moves on by one input
+        const T *cw = (const T *)a.conv_w, *cb = (const T *)a.conv_b;
+        T *cs = (T *)a.conv_state[b] + c;
+        const T xin = ((const T *)a.conv_x)[(size_t)b * a.ldcx + c];
+        uc = act<T>(conv_step_dev(cw + (size_t)c * a.K, cb ? cb + c : nullptr, cs, (size_t)a.C, ldf(&xin), a.K));
+        for (int j = 0; j + 1 < a.K - 1; j++) cs[(size_t)j * a.C] = cs[(size_t)(j + 1) * a.C];
+        if (a.K > 1) cs[(size_t)(a.K - 2) * a.C] = xin;
+    } else {
+        uc = ldf(u + (size_t)b * a.ldu + c);
+    }
+    const float du = delta * uc;
+    float h[N], A2[N];
+    float *st = a.state[b] + (size_t)c * N;
+    ldg_vec<N>(h, st);
+    ldg_vec<N>(A2, a.A + (size_t)c * N);
+    float acc = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; n++) {
+        h[n] = fmaf(ex2_ftz(delta * (A2[n] * 1.4426950408889634f)), h[n], du * row[R + n]);
+        acc = fmaf(row[R + N + n], h[n], acc);
+    }
+    stg_vec<N>(st, h);
+    float out = acc + a.D[c] * uc;
+    if (z) out *= silu_gate(ldf(z + (size_t)b * a.ldz + c));
+    stf(y + (size_t)b * a.ldy + c, out);
+}
+
+template <typename T>
+int ssm_step_launch(void *y, int ldy, const void *xdb, int ldx, const void *dt_norm, const void *B_norm,
+                    const void *C_norm, float eps, const void *dt_w, int R, const float *dt_bias, const float *A,
+                    const float *D, const void *u, int ldu, const hk_conv_step *conv, const void *z, int ldz,
+                    float *const *state, int B, int C, int N, cudaStream_t stream) {
+    ARG_CHECK(y && xdb && dt_w && dt_bias && A && D && (u || conv) && state && B > 0 && B <= 65535 && C > 0 && R > 0);
+    ARG_CHECK(!conv || (conv->x && conv->w && conv->state && conv->ldx >= C && conv->K >= 1 && conv->K <= 8));
+    ARG_CHECK(N > 0 && N <= 32 && (N & (N - 1)) == 0);
+    ARG_CHECK(ldy >= C && ldx >= R + 2 * N && (!u || ldu >= C) && (!z || ldz >= C));
+    SsmStepArgs a;
+    a.dt_bias = dt_bias, a.A = A, a.D = D, a.state = state;
+    a.conv_x = conv ? conv->x : nullptr, a.conv_w = conv ? conv->w : nullptr, a.conv_b = conv ? conv->bias : nullptr;
+    a.conv_state = conv ? conv->state : nullptr, a.ldcx = conv ? conv->ldx : 0, a.K = conv ? conv->K : 0;
+    a.C = C, a.R = R, a.ldx = ldx, a.ldu = ldu, a.ldz = ldz, a.ldy = ldy, a.eps = eps;
+    const dim3 grid(hk_cdiv(C, SSM_STEP_THREADS), B);
+    const size_t smem = sizeof(float) * (size_t)ssm_row_floats(R, N) + sizeof(T) * (size_t)SSM_STEP_THREADS * R;
+    ARG_CHECK(smem <= 48 * 1024);
+#define STEP_N(NN)                                                                                                \
+    case NN:                                                                                                      \
+        CUDA_CHECK(hk_launch(ssm_step_kernel<T, NN>, grid, SSM_STEP_THREADS, smem, stream, (T *)y, (const T *)xdb, \
+                             (const T *)dt_norm, (const T *)B_norm, (const T *)C_norm, (const T *)dt_w,             \
+                             (const T *)u, (const T *)z, a));                                                    \
+        return 0
+    switch (N) {
+        STEP_N(1);
+        STEP_N(2);
+        STEP_N(4);
+        STEP_N(8);
+        STEP_N(16);
+        STEP_N(32);
+    }
+#undef STEP_N
+    return hk_fail(HK_EINVAL, __FILE__, __LINE__, "invalid argument: N = %d", N);
+}
+
 }  // namespace
 
 extern "C" size_t hk_scan_workspace_bytes(int B, int max_len, int C, int N) {
@@ -394,4 +544,16 @@ extern "C" int hk_scan(hk_dtype dtype, void *y, int ldy, const void *u, int ldu,
                                    cu_seqlens, B, max_len, C, N, workspace, workspace_bytes, stream),
                 scan_launch<bf16>(y, ldy, u, ldu, dt, lddt, dt_bias, A, Bm, ldb, Cm, ldc, D, z, ldz, state,
                                   cu_seqlens, B, max_len, C, N, workspace, workspace_bytes, stream));
+}
+
+extern "C" int hk_ssm_step(hk_dtype dtype, void *y, int ldy, const void *xdb, int ldx, const void *dt_norm,
+                           const void *B_norm, const void *C_norm, float eps, const void *dt_w, int R,
+                           const float *dt_bias, const float *A, const float *D, const void *u, int ldu,
+                           const hk_conv_step *conv, const void *z, int ldz, float *const *state, int B, int C, int N,
+                           cudaStream_t stream) {
+    HK_DISPATCH(dtype,
+                ssm_step_launch<float>(y, ldy, xdb, ldx, dt_norm, B_norm, C_norm, eps, dt_w, R, dt_bias, A, D, u, ldu,
+                                       conv, z, ldz, state, B, C, N, stream),
+                ssm_step_launch<bf16>(y, ldy, xdb, ldx, dt_norm, B_norm, C_norm, eps, dt_w, R, dt_bias, A, D, u, ldu,
+                                      conv, z, ldz, state, B, C, N, stream));
 }

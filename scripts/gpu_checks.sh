@@ -12,10 +12,10 @@
 #                NIGHTLY_MODEL, NIGHTLY_ONLY, NIGHTLY_LIMIT; carry the directory in to resume)
 #   sanitizer.log compute-sanitizer memcheck, racecheck and synccheck over test_kernels --small
 #                and memcheck over test_backend
-#   switches.log the opt-in/opt-out paths checked (test_kernels, test_backend with them), then
-#                timed on and off (bench JSON, one line each)
+#   switch_checks.log test_kernels, test_backend with the opt-in/opt-out paths
+#   switches.log the opt-in/opt-out paths timed on and off (bench JSON, one line each)
 # usage: scripts/gpu_checks.sh [STEP...]   (steps: kernels backend logits bench grid ncu drift erf nightly sanitizer
-#        switches; default: the first four)
+#        switch_checks switches; default: the first four)
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
 bin=dist/hymeval-cuda
@@ -71,17 +71,27 @@ for step in "${steps[@]}"; do
         echo "== memcheck: test_backend"
         "$san" --tool memcheck --error-exitcode 99 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 3; echo "rc=${PIPESTATUS[0]}"
       } >"$out/sanitizer.log" 2>&1 ;;
-    switches)
-      # the opt-in or opt-out paths: HYMEVAL_GEMM_PLANS=1 (no gain measured yet) and HYMEVAL_PDL=0
-      # (programmatic dependent launch off): the checks with them, then each timed against the default, twice
-      make_big
+    switch_checks)
+      # the opt-in or opt-out paths' checks: HYMEVAL_GEMM_PLANS=1 (no gain measured yet) and
+      # HYMEVAL_PDL=0 (programmatic dependent launch off); test_backend compares HYMEVAL_ROPE_STORE=0
+      # and HYMEVAL_SSM_STEP=0 with the default itself
       { HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
-        bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }
-        for v in 0 1 0 1; do bench_with HYMEVAL_PDL=$v --batch 1 --context 8192 --decode 64; done
+      } >"$out/switch_checks.log" 2>&1 ;;
+    switches)
+      # the switches timed against the default, twice each: HYMEVAL_PDL; HYMEVAL_ROPE_STORE,
+      # HYMEVAL_SSM_STEP (opt-in), HYMEVAL_FUSE_AVG (=0: the decode step's separate kernels);
+      # HYMEVAL_GEMM_PLANS
+      make_big
+      { bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }
+        for sw in HYMEVAL_PDL HYMEVAL_ROPE_STORE HYMEVAL_SSM_STEP HYMEVAL_FUSE_AVG; do
+          for v in 0 1 0 1; do bench_with "$sw=$v" --batch 1 --context 8192 --decode 64; done
+        done
         for v in 1 0 1 0; do bench_with HYMEVAL_GEMM_PLANS=$v --batch 1 --context 1024 --decode 16; done
-        for v in 1 0; do bench_with HYMEVAL_PDL=$v --batch 128 --context 8192 --decode 16 --repeats 1; done
+        for sw in HYMEVAL_ROPE_STORE HYMEVAL_SSM_STEP; do
+          for v in 1 0; do bench_with "$sw=$v" --batch 128 --context 8192 --decode 16 --repeats 1; done
+        done
         "$bin/test_kernels" --bench-only | grep -E "^gemm|^attn_decode"
       } >"$out/switches.log" 2>&1 ;;
     drift) side_by_side drift --set length=256 --set num_sequences=1 --set 'deltas=[0,16,1000,100000]' ;;

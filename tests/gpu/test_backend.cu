@@ -615,6 +615,41 @@ static void fused_decode(const std::string &name, HymbaModel *mb, Rng &rng, int 
     backend_close(gf);
 }
 
+// Decode, two sequences a step past the sliding window, with a decode-only
+// kernel switched on (switch=1) against what it replaces (switch=0), FP32
+// and BF16 models: limit 0 asks for the same bits, else a relative error.
+//   HYMEVAL_ROPE_STORE (on by default): new keys rotated straight into their
+//     cache slots (hk_rope_qk_store) against the staging copy, rotation and
+//     hk_kv_store (the same arithmetic: the same bits);
+//   HYMEVAL_SSM_STEP (opt-in): hk_ssm_step against the norms, dt_proj GEMM
+//     and scan (its own dot-product order: within the dtype's limit);
+//   HYMEVAL_FUSE_AVG (on by default): the branch fusion inside the out_proj
+//     GEMV against its own kernel (the same bits; BF16 one-row passes only).
+static void decode_switch(const std::string &name, HymbaModel *mf, HymbaModel *mb, Rng &rng, int len,
+                          const char *env, double limit_fp32, double limit_bf16) {
+    const int V = mf->cfg.vocab_size;
+    Ids p = rng.ids(len, V), q = rng.ids(len, V);
+    for (HymbaModel *m : {mf, mb}) {
+        setenv(env, "1", 1);
+        Backend *on = open_cuda(m);
+        setenv(env, "0", 1);
+        Backend *off = open_cuda(m);
+        unsetenv(env);
+        Vec a = decode_two(on, p, q), b = decode_two(off, p, q);
+        const double limit = m == mf ? limit_fp32 : limit_bf16;
+        char check[64];
+        snprintf(check, sizeof check, "%s decode: %s=1 vs 0", m == mf ? "fp32" : "bf16", env + 8);
+        if (limit == 0) {
+            const bool bits = a.size() == b.size() && memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+            report_row(name, check, compare(a, b, V), bits, "== (bits)");
+        } else {
+            report(name, check, compare(a, b, V), limit);
+        }
+        backend_close(off);
+        backend_close(on);
+    }
+}
+
 // Greedy generation on the GPU gives the CPU's ids.
 static void generation(const std::string &name, HymbaModel *mf, Rng &rng) {
     const int V = mf->cfg.vocab_size;
@@ -706,6 +741,9 @@ int main(int argc, char **argv) {
         std::vector<Ids> prompts = {rng.ids(700, V), rng.ids(513, V), rng.ids(1, V), rng.ids(333, V), rng.ids(901, V)};
         parity(name, mf, mb, true, prompts);
         fused_decode(name, mb, rng, 300);
+        decode_switch(name, mf, mb, rng, 300, "HYMEVAL_ROPE_STORE", 0, 0);
+        decode_switch(name, mf, mb, rng, 300, "HYMEVAL_SSM_STEP", 1e-4, 1e-2);
+        decode_switch(name, mf, mb, rng, 300, "HYMEVAL_FUSE_AVG", 0, 0);
         consistency(name, mf, rng, 300);
         offset_check(name, mf, mb, rng.ids(64, V));
         observer_rows(name, mf, rng);
@@ -735,6 +773,9 @@ int main(int argc, char **argv) {
         report(name, "prefill == token-by-token decode", compare(pre, dec, V), 1e-5);
         backend_close(g);
         fused_decode(name, mb, rng, 24);  // the real shapes (256-thread norms, staged SwiGLU of 5504)
+        decode_switch(name, mf, mb, rng, 24, "HYMEVAL_ROPE_STORE", 0, 0);
+        decode_switch(name, mf, mb, rng, 24, "HYMEVAL_SSM_STEP", 1e-4, 1e-2);
+        decode_switch(name, mf, mb, rng, 24, "HYMEVAL_FUSE_AVG", 0, 0);
         model_free(mf);
         model_free(mb);
     }

@@ -580,6 +580,81 @@ static void test_rope(Rng &rng) {
         }
 }
 
+// The decode step's fused rotation + cache store against the two kernels it
+// replaces (hk_rope_qk on a copy of the k | v row, then hk_kv_store), both
+// on the device: the slot's k and v rows must be the same bits, q too, and
+// every other cache element must still hold the poison.
+static void test_rope_store(Rng &rng) {
+    struct Case { std::vector<int> pos; int nq, nk, d, dv, M, W, norm; };
+    std::vector<Case> cases = {
+        {{3, 130, 1500, 777}, 25, 5, 64, 128, 128, 1024, 0},  // Hymba-1.5B window layer: meta slot, ring wrapped
+        {{5000, 129}, 25, 5, 64, 128, 128, 0, 0},            // global layer
+        {{10, 200, 1}, 4, 2, 16, 32, 4, 64, 2},              // per-head kq norm, ring wrapped many times
+    };
+    if (g_small) cases = {{{10, 90, 3}, 4, 2, 16, 32, 4, 16, 1}};
+    for (hk_dtype d : kDtypes)
+        for (const Case &cs : cases) {
+            const int B = (int)cs.pos.size(), hd = cs.d, kw = cs.nk * hd, vw = cs.nk * cs.dv;
+            const int ldp = cs.nq * hd + kw + vw + 5, ldkc = kw + 1, ldvc = vw + 2;  // odd pitches
+            const hk_rope_mode mode = d == HK_F32 ? HK_ROPE_FP32 : HK_ROPE_BF16_HF;
+            const size_t es = hk_dtype_size(d);
+            Vec proj = rand_vec(rng, (size_t)B * ldp, -2, 2), inv(hd / 2);
+            Vec qn = rand_vec(rng, (size_t)cs.nq * hd, 0.5f, 1.5f), kn = rand_vec(rng, (size_t)cs.nk * hd, 0.5f, 1.5f);
+            round_to(d, proj), round_to(d, qn), round_to(d, kn);
+            hk_rope_inv_freq(inv.data(), hd, 10000.0);
+            std::vector<int> slots(B), ropepos(B);
+            for (int b = 0; b < B; b++) {
+                slots[b] = cs.W > 0 ? cs.M + cs.W + 1 : cs.pos[b] + 9;
+                ropepos[b] = cs.pos[b] > cs.M ? cs.pos[b] - cs.M : 0;  // the rotation's position (meta tokens: 0)
+            }
+            std::vector<void *> kc[2], vc[2];  // [0]: fused, [1]: separate
+            for (int v = 0; v < 2; v++)
+                for (int b = 0; b < B; b++) {
+                    kc[v].push_back(poisoned(d, (size_t)slots[b] * ldkc));
+                    vc[v].push_back(poisoned(d, (size_t)slots[b] * ldvc));
+                }
+            char *p_fused = (char *)upload(d, proj), *p_sep = (char *)upload(d, proj);
+            char *kvb = (char *)poisoned(d, (size_t)B * (kw + vw));
+            const int *posd = upload_int(cs.pos), *ropd = upload_int(ropepos);
+            const float *invd = upload_f32(inv);
+            const void *qnd = cs.norm ? upload(d, qn) : nullptr, *knd = cs.norm ? upload(d, kn) : nullptr;
+            HK(hk_rope_qk_store(d, p_fused, ldp, cs.nq, p_fused + es * cs.nq * hd, ldp, cs.nk, hd, ropd, invd, B, mode,
+                                1, qnd, knd, cs.norm == 2, 1e-6f, upload_ptrs(kc[0]), ldkc, upload_ptrs(vc[0]), ldvc,
+                                p_fused + es * (cs.nq * hd + kw), ldp, cs.dv, posd, cs.M, cs.W, g_stream));
+            CK(cudaMemcpy2D(kvb, (kw + vw) * es, p_sep + es * cs.nq * hd, ldp * es, (kw + vw) * es, B,
+                            cudaMemcpyDeviceToDevice));
+            HK(hk_rope_qk(d, p_sep, ldp, cs.nq, kvb, kw + vw, cs.nk, hd, ropd, invd, B, mode, 1, qnd, knd,
+                          cs.norm == 2, 1e-6f, g_stream));
+            HK(hk_kv_store(d, upload_ptrs(kc[1]), ldkc, upload_ptrs(vc[1]), ldvc, kvb, kw + vw, kvb + es * kw, kw + vw,
+                           nullptr, posd, B, 1, cs.nk, hd, cs.dv, cs.M, cs.W, g_stream));
+            HymbaConfig cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.n_meta = cs.M;
+            cfg.sliding_window = cs.W;
+            cfg.is_global[0] = cs.W <= 0;
+            const std::string shape = fmt("pos=%s nq=%d nk=%d d=%d M=%d W=%d norm=%d", lens_str(cs.pos).c_str(), cs.nq,
+                                          cs.nk, hd, cs.M, cs.W, cs.norm);
+            report_exact("rope_store q", shape, dname(d), d, p_fused, ldp, p_sep, ldp, B, cs.nq * hd, false);
+            for (int b = 0; b < B; b++) {
+                const size_t slot = (size_t)cache_slot(&cfg, 0, cs.pos[b]);
+                report_exact("rope_store k", fmt("seq %d: ", b) + shape, dname(d), d, (char *)kc[0][b] + es * slot * ldkc,
+                             ldkc, (char *)kc[1][b] + es * slot * ldkc, ldkc, 1, kw, false);
+                report_exact("rope_store v", fmt("seq %d: ", b) + shape, dname(d), d, (char *)vc[0][b] + es * slot * ldvc,
+                             ldvc, (char *)vc[1][b] + es * slot * ldvc, ldvc, 1, vw, false);
+                // nothing else written: the whole caches are byte for byte alike (the rest still poison)
+                const bool same = download_raw(d, kc[0][b], (size_t)slots[b] * ldkc) ==
+                                      download_raw(d, kc[1][b], (size_t)slots[b] * ldkc) &&
+                                  download_raw(d, vc[0][b], (size_t)slots[b] * ldvc) ==
+                                      download_raw(d, vc[1][b], (size_t)slots[b] * ldvc);
+                g_checks++;
+                if (!same) g_failures++;
+                printf("%-13s %-46s %-11s %10s %8s  %s\n", "rope_store", fmt("seq %d: whole cache", b).c_str(),
+                       dname(d), "-", "bytes", same ? "ok" : "FAIL (wrote outside the slot)");
+            }
+            free_all();
+        }
+}
+
 // ------------------------------------------------------------------ attention
 
 // Visible key positions of query position p (ARCHITECTURE §2.1 item 7), meta first.
@@ -839,6 +914,19 @@ static void test_attn_decode(Rng &rng) {
 
 // ------------------------------------------------------------------ conv1d
 
+// The conv states on the device (sd) against the host's (st, advanced by
+// the reference): the first (K-1) C values of each sequence.
+static void report_conv_states(const char *kernel, const std::string &shape, hk_dtype d,
+                               const std::vector<void *> &sd, const std::vector<Vec> &st, int K, int C) {
+    Vec got, ref;
+    for (size_t b = 0; b < st.size(); b++) {
+        Vec g = download(d, sd[b], (size_t)(K - 1) * C);
+        got.insert(got.end(), g.begin(), g.end());
+        ref.insert(ref.end(), st[b].begin(), st[b].begin() + (size_t)(K - 1) * C);
+    }
+    report_flat(kernel, shape, dname(d), got, ref, tol_of(d));
+}
+
 static void test_conv1d(Rng &rng) {
     struct Case { std::vector<int> lens; int C, K, bias, pad; };
     std::vector<Case> cases = {{{1, 50, 7}, 3200, 4, 1, 9}, {{2, 130, 64, 65}, 130, 4, 0, 0}, {{200}, 64, 2, 1, 1},
@@ -876,18 +964,40 @@ static void test_conv1d(Rng &rng) {
                 std::string shape =
                     fmt("lens=%s C=%d K=%d bias=%d%s", lens_str(lens).c_str(), C, K, cs.bias, decode ? " decode" : "");
                 report("conv1d", shape, dname(d), download(d, out, (size_t)T * ldo), ldo, ref, C, T, C, tol_of(d));
-                Vec sgot, sref;
-                for (int b = 0; b < B; b++) {
-                    Vec g = download(d, sd[b], (size_t)(K - 1) * C);
-                    sgot.insert(sgot.end(), g.begin(), g.end());
-                    sref.insert(sref.end(), st[b].begin(), st[b].begin() + (size_t)(K - 1) * C);
-                }
-                report_flat("conv1d state", shape, dname(d), sgot, sref, tol_of(d));
+                report_conv_states("conv1d state", shape, d, sd, st, K, C);
                 free_all();
             }
 }
 
 // ------------------------------------------------------------------ selective scan
+
+// A scan's per-channel parameters (dt bias, A < 0 near -(n+1), D) and a
+// random FP32 state per sequence, on the host (st) and the device (sd).
+struct ScanParams {
+    Vec bias, A, D;
+    std::vector<Vec> st;
+    std::vector<float *> sd;
+    ScanParams(Rng &rng, int B, int C, int N) : A((size_t)C * N), st(B), sd(B) {
+        bias = rand_vec(rng, C, -1, 0.5f);
+        D = rand_vec(rng, C, -1, 1);
+        for (int c = 0; c < C; c++)
+            for (int n = 0; n < N; n++) A[(size_t)c * N + n] = -expf(logf((float)(n + 1)) + rng.uni(-0.2f, 0.2f));
+        for (int b = 0; b < B; b++) {
+            st[b] = rand_vec(rng, (size_t)C * N, -1, 1);
+            sd[b] = upload_f32(st[b]);
+        }
+    }
+    // the device states against the host ones (advanced by the reference)
+    void report_states(const char *kernel, const std::string &shape, hk_dtype d, double tol) const {
+        Vec got, ref;
+        for (size_t b = 0; b < st.size(); b++) {
+            Vec g = download(HK_F32, sd[b], st[b].size());
+            got.insert(got.end(), g.begin(), g.end());
+            ref.insert(ref.end(), st[b].begin(), st[b].end());
+        }
+        report_flat(kernel, shape, dname(d), got, ref, tol);
+    }
+};
 
 static void test_scan(Rng &rng) {
     struct Case { std::vector<int> lens; int C, N, gate; };
@@ -906,15 +1016,10 @@ static void test_scan(Rng &rng) {
                 Vec dt = rand_vec(rng, (size_t)T * lddt, -4, 2), xdb = rand_vec(rng, (size_t)T * XDB, -1.5f, 1.5f);
                 for (int i = 0; i < T * lddt; i += 97) dt[i] = 21.0f + (float)(i % 7);  // softplus' linear regime
                 round_to(d, u), round_to(d, z), round_to(d, dt), round_to(d, xdb);
-                Vec bias = rand_vec(rng, C, -1, 0.5f), A((size_t)C * N), D = rand_vec(rng, C, -1, 1);
-                for (int c = 0; c < C; c++)
-                    for (int n = 0; n < N; n++) A[(size_t)c * N + n] = -expf(logf((float)(n + 1)) + rng.uni(-0.2f, 0.2f));
-                std::vector<Vec> st(B);
-                std::vector<float *> sd(B);
-                for (int b = 0; b < B; b++) {
-                    st[b] = rand_vec(rng, (size_t)C * N, -1, 1);
-                    sd[b] = upload_f32(st[b]);
-                }
+                ScanParams sp(rng, B, C, N);
+                Vec &bias = sp.bias, &A = sp.A, &D = sp.D;
+                std::vector<Vec> &st = sp.st;
+                std::vector<float *> &sd = sp.sd;
                 int max_len = max_of(lens);
                 size_t wsb = mode == 1 ? hk_scan_workspace_bytes(B, max_len, C, N) : 0;
                 void *ws = wsb ? dmalloc(wsb) : nullptr;
@@ -943,16 +1048,87 @@ static void test_scan(Rng &rng) {
                 std::string shape = fmt("lens=%s C=%d N=%d gate=%d %s", lens_str(lens).c_str(), C, N, cs.gate,
                                         mode == 1 && !wsb ? "(no chunks)" : mnames[mode]);
                 report("scan", shape, dname(d), download(d, y, (size_t)T * ldy), ldy, ref, C, T, C, tol_of(d));
-                Vec sgot, sref;
-                for (int b = 0; b < B; b++) {
-                    Vec g = download(HK_F32, sd[b], (size_t)C * N);
-                    sgot.insert(sgot.end(), g.begin(), g.end());
-                    sref.insert(sref.end(), st[b].begin(), st[b].end());
-                }
                 // the state is FP32 in both modes: only the inputs differ, so the FP32 limit holds
-                report_flat("scan state", shape, dname(d), sgot, sref, 1e-4);
+                sp.report_states("scan state", shape, d, 1e-4);
                 free_all();
             }
+}
+
+// hk_ssm_step (the decode step's dt/B/C norms, dt projection and scan step
+// in one kernel) against the engine's operations in order on the host: the
+// segment norms rounded to the dtype, the dt dot products (FP32) rounded,
+// softplus(dt + bias), scan_step, y rounded; with K > 0, u is the conv's
+// decode step (conv1d_step, rounded) and the conv state must advance too.
+static void test_ssm_step(Rng &rng) {
+    struct Case { int B, C, N, R, norm, gate, K; };
+    std::vector<Case> cases = {{1, 3200, 16, 100, 1, 1, 4}, {5, 300, 16, 16, 1, 1, 0}, {3, 77, 8, 5, 0, 0, 2},
+                               {2, 40, 32, 7, 1, 1, 0}};
+    if (g_small) cases = {{3, 77, 8, 5, 1, 1, 4}};
+    for (hk_dtype d : kDtypes)
+        for (const Case &cs : cases) {
+            const int B = cs.B, C = cs.C, N = cs.N, R = cs.R, XDB = R + 2 * N + 3, ldu = C + 1, ldz = C + 5, ldy = C + 2;
+            Vec xdb = rand_vec(rng, (size_t)B * XDB, -1.5f, 1.5f), u = rand_vec(rng, (size_t)B * ldu, -2, 2);
+            Vec z = rand_vec(rng, (size_t)B * ldz, -3, 3), w = rand_vec(rng, (size_t)C * R, -0.5f, 0.5f);
+            Vec nw = rand_vec(rng, (size_t)R + 2 * N, 0.5f, 1.5f);
+            round_to(d, xdb), round_to(d, u), round_to(d, z), round_to(d, w), round_to(d, nw);
+            ScanParams sp(rng, B, C, N);
+            Vec &bias = sp.bias, &A = sp.A, &D = sp.D;
+            std::vector<Vec> &st = sp.st;
+            std::vector<float *> &sd = sp.sd;
+            // the conv (K > 0): its new inputs, taps, bias and state per sequence; u is then its output
+            const int K = cs.K, ldcx = C + 3;
+            Vec cx = rand_vec(rng, (size_t)B * ldcx, -2, 2), cw = rand_vec(rng, (size_t)C * (K ? K : 1), -0.6f, 0.6f);
+            Vec cb = rand_vec(rng, C, -0.3f, 0.3f);
+            round_to(d, cx), round_to(d, cw), round_to(d, cb);
+            std::vector<Vec> cst(B);
+            std::vector<void *> csd(B);
+            if (K)
+                for (int b = 0; b < B; b++) {
+                    cst[b] = rand_vec(rng, (size_t)(K - 1) * C + 1, -2, 2);
+                    round_to(d, cst[b]);
+                    csd[b] = upload(d, cst[b]);
+                }
+            hk_conv_step conv = {K ? upload(d, cx) : nullptr, ldcx, K ? upload(d, cw) : nullptr,
+                                 K ? upload(d, cb) : nullptr, K ? (void *const *)upload_ptrs(csd) : nullptr, K};
+            char *nwd = (char *)upload(d, nw);
+            const size_t es = hk_dtype_size(d);
+            void *y = poisoned(d, (size_t)B * ldy);
+            HK(hk_ssm_step(d, y, ldy, upload(d, xdb), XDB, cs.norm ? nwd : nullptr, cs.norm ? nwd + es * R : nullptr,
+                           cs.norm ? nwd + es * (R + N) : nullptr, 1e-6f, upload(d, w), R, upload_f32(bias),
+                           upload_f32(A), upload_f32(D), K ? nullptr : upload(d, u), ldu, K ? &conv : nullptr,
+                           cs.gate ? upload(d, z) : nullptr, ldz, upload_ptrs(sd), B, C, N, g_stream));
+            Vec ref((size_t)B * C), row(R + 2 * N), delta(C);
+            for (int b = 0; K && b < B; b++) {  // u = the conv's output, as stored
+                conv1d_step(&u[(size_t)b * ldu], cst[b].data(), &cx[(size_t)b * ldcx], cw.data(), cb.data(), C, K);
+                for (int c = 0; c < C; c++) u[(size_t)b * ldu + c] = rnd(d, u[(size_t)b * ldu + c]);
+            }
+            for (int b = 0; b < B; b++) {
+                const float *x = &xdb[(size_t)b * XDB];
+                if (cs.norm) {
+                    rmsnorm(row.data(), x, nw.data(), R, 1e-6f);
+                    rmsnorm(row.data() + R, x + R, nw.data() + R, N, 1e-6f);
+                    rmsnorm(row.data() + R + N, x + R + N, nw.data() + R + N, N, 1e-6f);
+                    for (auto &v : row) v = rnd(d, v);
+                } else {
+                    memcpy(row.data(), x, sizeof(float) * (R + 2 * N));
+                }
+                for (int c = 0; c < C; c++) {
+                    float dot = 0.0f;
+                    for (int j = 0; j < R; j++) dot += w[(size_t)c * R + j] * row[j];
+                    delta[c] = softplus(rnd(d, dot) + bias[c]);
+                }
+                scan_step(&ref[(size_t)b * C], st[b].data(), delta.data(), A.data(), row.data() + R,
+                          row.data() + R + N, &u[(size_t)b * ldu], D.data(), cs.gate ? &z[(size_t)b * ldz] : nullptr, C,
+                          N);
+            }
+            for (auto &v : ref) v = rnd(d, v);
+            const std::string shape = fmt("B=%d C=%d N=%d R=%d norm=%d gate=%d K=%d", B, C, N, R, cs.norm, cs.gate, K);
+            report("ssm_step", shape, dname(d), download(d, y, (size_t)B * ldy), ldy, ref, C, B, C, tol_of(d));
+            // FP32 state: the BF16 inputs are the same on both sides, so only a rounding of dt can differ
+            sp.report_states("ssm_step st", shape, d, d == HK_F32 ? 1e-4 : 1e-2);
+            if (K > 1) report_conv_states("ssm_step conv", shape, d, csd, cst, K, C);  // the last K-1 inputs
+            free_all();
+        }
 }
 
 // ------------------------------------------------------------------ MLP activations
@@ -1057,13 +1233,15 @@ static void test_gemv_fused(Rng &rng) {
     const hk_dtype d = HK_BF16;
     const float eps = 1e-6f;
     struct Mode { hk_gemv_in in; bool resid; const char *name; };
-    const Mode modes[5] = {{HK_GEMV_RMSNORM, false, "gemv norm"},    {HK_GEMV_SWIGLU, false, "gemv swiglu"},
+    const Mode modes[8] = {{HK_GEMV_RMSNORM, false, "gemv norm"},    {HK_GEMV_SWIGLU, false, "gemv swiglu"},
                            {HK_GEMV_X, true, "gemv x+res"},          {HK_GEMV_RMSNORM, true, "gemv norm+res"},
-                           {HK_GEMV_SWIGLU, true, "gemv swig+res"}};
+                           {HK_GEMV_SWIGLU, true, "gemv swig+res"},  {HK_GEMV_FUSE_AVG, false, "gemv fuse"},
+                           {HK_GEMV_FUSE_AVG, true, "gemv fuse+res"}, {HK_GEMV_CONV, false, "gemv conv"}};
+    const int K = 4;  // the conv mode's taps (Hymba's d_conv)
     for (const Case &cs : cases)
         for (const Mode &md : modes) {
             const int rows = cs.rows, in = cs.in, out = cs.out, ldy = out + (cs.padx ? 1 : 0);
-            const bool swiglu = md.in == HK_GEMV_SWIGLU;
+            const bool swiglu = md.in == HK_GEMV_SWIGLU, fz = md.in == HK_GEMV_FUSE_AVG, cv = md.in == HK_GEMV_CONV;
             const int ldx = (swiglu ? 2 * in : in) + cs.padx;
             std::string shape = fmt("rows=%d in=%d out=%d bias=%d ldx=%d", rows, in, out, cs.bias, ldx);
             if (hk_gemv_rows(g, md.in, in) < rows) {  // the comparison with hk_gemm_run would not be the GEMV's
@@ -1075,13 +1253,34 @@ static void test_gemv_fused(Rng &rng) {
             Vec x = rand_vec(rng, (size_t)rows * ldx, -2, 2), w = rand_vec(rng, (size_t)out * in, -0.1f, 0.1f);
             Vec bias = rand_vec(rng, out, -1, 1), nw = rand_vec(rng, in, 0.5f, 1.5f);
             Vec resid = rand_vec(rng, (size_t)rows * ldy, -3, 3);
+            Vec x2 = rand_vec(rng, (size_t)rows * ldx, -1, 1), nw2 = rand_vec(rng, in, 0.5f, 1.5f);  // fuse: the SSM branch
             round_to(d, x), round_to(d, w), round_to(d, bias), round_to(d, nw), round_to(d, resid);
+            round_to(d, x2), round_to(d, nw2);
+            // conv: row r is sequence r's new input; taps, bias and a state per sequence
+            Vec cw = rand_vec(rng, (size_t)in * K, -0.6f, 0.6f), cb = rand_vec(rng, in, -0.3f, 0.3f);
+            round_to(d, cw), round_to(d, cb);
+            std::vector<Vec> cst(rows);
+            std::vector<void *> st_fused(rows), st_sep(rows);  // the separate conv advances its copy
+            for (int r = 0; r < rows; r++) {
+                cst[r] = rand_vec(rng, (size_t)(K - 1) * in, -2, 2);
+                round_to(d, cst[r]);
+                if (cv) st_fused[r] = upload(d, cst[r]), st_sep[r] = upload(d, cst[r]);
+            }
             // the CPU: the input as the separate kernel stores it, the GEMM, the add
             Vec a((size_t)rows * in), ref((size_t)rows * out);
             for (int r = 0; r < rows; r++) {
                 float *ar = &a[(size_t)r * in];
                 const float *xr = &x[(size_t)r * ldx];
-                if (md.in == HK_GEMV_RMSNORM) rmsnorm(ar, xr, nw.data(), in, eps);
+                if (md.in == HK_GEMV_RMSNORM || fz) rmsnorm(ar, xr, nw.data(), in, eps);
+                if (cv) {  // the conv's decode step, stored
+                    Vec win = cst[r];
+                    conv1d_step(ar, win.data(), xr, cw.data(), cb.data(), in, K);
+                    for (int i = 0; i < in; i++) ar[i] = rnd(d, ar[i]);
+                } else if (fz) {  // (round(norm a) + round(norm s)) / 2, stored
+                    Vec s2(in);
+                    rmsnorm(s2.data(), &x2[(size_t)r * ldx], nw2.data(), in, eps);
+                    for (int i = 0; i < in; i++) ar[i] = rnd(d, (rnd(d, ar[i]) + rnd(d, s2[i])) / 2.0f);
+                } else
                 for (int i = 0; i < in; i++)
                     ar[i] = md.in == HK_GEMV_RMSNORM ? rnd(d, ar[i]) : swiglu ? rnd(d, rnd(d, silu(xr[i])) * xr[in + i])
                                                                               : xr[i];
@@ -1093,7 +1292,7 @@ static void test_gemv_fused(Rng &rng) {
                     v = md.resid ? rnd(d, resid[(size_t)r * ldy + o] + rnd(d, v)) : rnd(d, v);
                 }
             void *xd = upload(d, x), *wd = upload(d, w), *bd = cs.bias ? upload(d, bias) : nullptr;
-            void *nwd = upload(d, nw);
+            void *nwd = upload(d, nw), *x2d = upload(d, x2), *nw2d = upload(d, nw2);
             // the separate kernels
             const size_t es = 2;
             void *ad = xd, *td = poisoned(d, (size_t)rows * ldy);
@@ -1101,6 +1300,10 @@ static void test_gemv_fused(Rng &rng) {
             if (md.in != HK_GEMV_X) {
                 ad = poisoned(d, (size_t)rows * in), lda = in;
                 if (swiglu) HK(hk_swiglu(d, ad, in, xd, ldx, (char *)xd + in * es, ldx, rows, in, g_stream));
+                else if (fz) HK(hk_fuse_norm_avg(d, ad, in, xd, ldx, nwd, x2d, ldx, nw2d, rows, in, eps, g_stream));
+                else if (cv)
+                    HK(hk_conv1d_silu(d, ad, in, xd, ldx, upload(d, cw), upload(d, cb), upload_ptrs(st_sep), nullptr,
+                                      rows, 1, in, K, g_stream));
                 else HK(hk_rmsnorm(d, ad, in, xd, ldx, nwd, rows, in, eps, g_stream));
             }
             HK(hk_gemm_run(g, d, td, ldy, ad, lda, wd, in, bd, rows, in, out, g_stream));
@@ -1112,15 +1315,26 @@ static void test_gemv_fused(Rng &rng) {
             }
             // fused: in place on resid (as the backend), and into poison
             void *yd = md.resid ? upload(d, resid) : poisoned(d, (size_t)rows * ldy);
-            HK(hk_gemv(d, md.in, yd, ldy, md.resid ? yd : nullptr, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in, out,
-                       g_stream));
+            if (fz)
+                HK(hk_gemv_fuse_avg(d, yd, ldy, md.resid ? yd : nullptr, ldy, xd, ldx, nwd, x2d, ldx, nw2d, eps, wd, in,
+                                    bd, rows, in, out, g_stream));
+            else if (cv)
+                HK(hk_gemv_conv(d, yd, ldy, xd, ldx, upload_ptrs(st_fused), upload(d, cw), upload(d, cb), K, wd, in, bd,
+                                rows, in, out, g_stream));
+            else
+                HK(hk_gemv(d, md.in, yd, ldy, md.resid ? yd : nullptr, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in,
+                           out, g_stream));
             std::string sh = md.resid ? shape + " in place" : shape;
             report(md.name, sh, "bf16", download(d, yd, (size_t)rows * ldy), ldy, ref, out, rows, out, tol_of(d),
                    !md.resid);
             report_exact(md.name, sh, "bf16/sep.", d, yd, ldy, sep, ldy, rows, out, !md.resid);
             if (md.resid) {  // out of place: y poisoned, resid apart
                 void *rd = upload(d, resid), *yo = poisoned(d, (size_t)rows * ldy);
-                HK(hk_gemv(d, md.in, yo, ldy, rd, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in, out, g_stream));
+                if (fz)
+                    HK(hk_gemv_fuse_avg(d, yo, ldy, rd, ldy, xd, ldx, nwd, x2d, ldx, nw2d, eps, wd, in, bd, rows, in,
+                                        out, g_stream));
+                else
+                    HK(hk_gemv(d, md.in, yo, ldy, rd, ldy, xd, ldx, nwd, eps, wd, in, bd, rows, in, out, g_stream));
                 report_exact(md.name, shape, "bf16/sep.", d, yo, ldy, sep, ldy, rows, out);
             }
             free_all();
@@ -1384,9 +1598,11 @@ int main(int argc, char **argv) {
     test_rmsnorm3(rng);
     test_fuse(rng);
     test_rope(rng);
+    test_rope_store(rng);
     test_mlp(rng);
     test_conv1d(rng);
     test_scan(rng);
+    test_ssm_step(rng);
     test_argmax(rng);
     test_attn_prefill(rng);
     test_attn_prefill_cached(rng);
