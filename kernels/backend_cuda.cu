@@ -99,7 +99,12 @@ struct Sequence {
 
 namespace {
 
-constexpr int kDefaultPassTokens = 16384;
+// Rows per pass (within an eighth of the free memory). Larger passes give
+// the GEMMs taller operands and the attention and scan more sequences per
+// launch: batch-128 prefill at 8k on an H100 took 11.76 s at 16384 rows,
+// 11.41 s at 65536 and 11.05 s at 131072 (docs/PERFORMANCE.md); 65536 keeps
+// the scratch near 8 GB for Hymba-1.5B.
+constexpr int kDefaultPassTokens = 65536;
 constexpr int kLmRows = 512;       // rows per LM-head GEMM (bounds the logits staging buffers)
 constexpr size_t kAlign = 256;
 constexpr int kCapQuantum = 256;   // global K/V capacity grows in multiples of this many positions

@@ -40,6 +40,7 @@
 // sequence from its state.
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 
 #include "hk_common.cuh"
@@ -306,9 +307,21 @@ int sm_count() {
 // are added until a pass holds about warps_per_sm(N) warps per SM: one full
 // wave, all resident, enough warps per scheduler to keep the MUFU busy.
 // hk_scan_workspace_bytes and the launch both come here: they must agree.
+// HYMEVAL_SCAN_WAVE=W plans for W warps per SM instead (1 .. warps_per_sm(N)):
+// fewer chunks, less work done twice, but fewer warps to hide latency
+// (measured slower at every W below the default: docs/PERFORMANCE.md).
+int scan_wave_warps(int N) {
+    static int w = -1;
+    if (w < 0) {
+        const char *e = getenv("HYMEVAL_SCAN_WAVE");
+        w = e ? atoi(e) : 0;
+    }
+    return w >= 1 && w <= warps_per_sm(N) ? w : warps_per_sm(N);
+}
+
 int scan_chunk_rows(int B, int max_len, int C, int N) {
     const long per_chunk = (long)B * hk_cdiv(C, 32);
-    const long want = (long)warps_per_sm(N) * sm_count();
+    const long want = (long)scan_wave_warps(N) * sm_count();
     const long parts = want / per_chunk + 1;  // chunks: parts - 1 per pass
     if (parts < 2 || max_len <= SCAN_MIN_CHUNK) return INT_MAX;
     long L = (max_len + parts - 1) / parts;

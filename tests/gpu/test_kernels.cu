@@ -20,10 +20,11 @@
 // sequence of separate GPU kernels they replace, which they must match bit
 // for bit ("bits": the count of differing elements must be 0).
 //
-// usage: test_kernels [--small] [--bench | --bench-only]
+// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan]
 //   --small: small shapes, for the sanitizers; --bench: also time the
 //   kernels at Hymba-1.5B shapes (BF16; no reference, timings only);
-//   --bench-only: the timings without the checks.
+//   --bench-only: the timings without the checks; --bench-scan: the scan's
+//   checks and its prefill timings alone (for sweeping HYMEVAL_SCAN_WAVE).
 // exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
 #include <math.h>
 #include <stdarg.h>
@@ -1374,6 +1375,44 @@ template <typename F> static double median_ms(F f, int reps = 10) {
         }                                                                                            \
     } while (0)
 
+// The scan of the backend's prefill passes: nb sequences of 8192 rows in
+// one call (16384 rows, nb = 2, is a batch-128 prefill pass at the default
+// pass size); HYMEVAL_SCAN_WAVE changes how many chunks they are cut into.
+static void bench_scan_long(Rng &rng, int I, int N, const float *Ad, const float *bd, const float *Dd) {
+    const hk_dtype d = HK_BF16;
+    auto dev_rand = [&](size_t n) { Vec v = rand_vec(rng, n, -1, 1); return upload(d, v); };
+    for (int nb : {1, 2, 4, 8}) {
+        const int sl = 8192, rows = nb * sl;
+        void *lu = dev_rand((size_t)rows * I), *ldt = dev_rand((size_t)rows * I), *lz = dev_rand((size_t)rows * I);
+        void *lbc = dev_rand((size_t)rows * 2 * N), *ly = dmalloc((size_t)rows * I * 2);
+        std::vector<float *> lh(nb);
+        for (auto &p : lh) p = upload_f32(rand_vec(rng, (size_t)I * N, -1, 1));
+        float **lhd = upload_ptrs(lh);
+        std::vector<int> lcu(nb + 1);
+        for (int b = 0; b <= nb; b++) lcu[b] = b * sl;
+        int *lcud = upload_int(lcu);
+        size_t lwsb = hk_scan_workspace_bytes(nb, sl, I, N);
+        void *lws = lwsb ? dmalloc(lwsb) : nullptr;
+        double ms = median_ms([&] {
+            LAUNCH(hk_scan(d, ly, I, lu, I, ldt, I, bd, Ad, lbc, 2 * N, (char *)lbc + 2 * N, 2 * N, Dd, lz, I, lhd, lcud,
+                           nb, sl, I, N, lws, lwsb, g_stream));
+        });
+        printf("%-13s %-46s %9.3f  %.0f GB/s (u, dt, z, y once), workspace %.1f MB\n", "scan",
+               fmt("B=%d S=%d C=%d N=%d chunked", nb, sl, I, N).c_str(), ms, 4.0 * rows * I * 2 / (ms * 1e-3) / 1e9,
+               lwsb / 1e6);
+    }
+}
+
+// --bench-scan: bench_scan_long alone, Hymba-1.5B's SSM shapes.
+static void bench_scan_only(Rng &rng) {
+    const int I = 3200, N = 16;
+    Vec A((size_t)I * N);
+    for (auto &a : A) a = -rng.uni(0.5f, 16.0f);
+    float *Ad = upload_f32(A), *Dd = upload_f32(rand_vec(rng, I, -1, 1)), *bd = upload_f32(rand_vec(rng, I, -1, 0));
+    bench_scan_long(rng, I, N, Ad, bd, Dd);
+    free_all();
+}
+
 static void bench(Rng &rng) {
     const hk_dtype d = HK_BF16;
     const int S = 4096, H = 1600, I = 3200, nh = 25, nkv = 5, dk = 64, dv = 128, N = 16, M = 128, W = 1024;
@@ -1514,26 +1553,7 @@ static void bench(Rng &rng) {
         printf("%-13s %-46s %9.3f  %.0f GB/s (u, dt, z, y once)\n", "scan", fmt("S=%d C=%d N=%d %s", S, I, N,
                chunked ? "chunked" : "1 pass").c_str(), ms, 4.0 * S * I * 2 / (ms * 1e-3) / 1e9);
     }
-    // longer sequences, and the batch-128 prefill pass of the backend (16384 rows: 2 x 8192)
-    for (int nb : {1, 2}) {
-        const int sl = 8192, rows = nb * sl;
-        void *lu = dev_rand((size_t)rows * I), *ldt = dev_rand((size_t)rows * I), *lz = dev_rand((size_t)rows * I);
-        void *lbc = dev_rand((size_t)rows * 2 * N), *ly = dmalloc((size_t)rows * I * 2);
-        std::vector<float *> lh(nb);
-        for (auto &p : lh) p = upload_f32(rand_vec(rng, (size_t)I * N, -1, 1));
-        float **lhd = upload_ptrs(lh);
-        std::vector<int> lcu(nb + 1);
-        for (int b = 0; b <= nb; b++) lcu[b] = b * sl;
-        int *lcud = upload_int(lcu);
-        size_t lwsb = hk_scan_workspace_bytes(nb, sl, I, N);
-        void *lws = lwsb ? dmalloc(lwsb) : nullptr;
-        ms = median_ms([&] {
-            LAUNCH(hk_scan(d, ly, I, lu, I, ldt, I, bd, Ad, lbc, 2 * N, (char *)lbc + 2 * N, 2 * N, Dd, lz, I, lhd, lcud,
-                           nb, sl, I, N, lws, lwsb, g_stream));
-        });
-        printf("%-13s %-46s %9.3f  %.0f GB/s (u, dt, z, y once)\n", "scan",
-               fmt("B=%d S=%d C=%d N=%d chunked", nb, sl, I, N).c_str(), ms, 4.0 * rows * I * 2 / (ms * 1e-3) / 1e9);
-    }
+    bench_scan_long(rng, I, N, Ad, bd, Dd);
     // row-wise kernels
     void *h = dev_rand((size_t)S * H), *u = dev_rand((size_t)S * H), *hn = dmalloc((size_t)S * H * 2), *wn = dev_rand(H);
     ms = median_ms([&] { LAUNCH(hk_add_rmsnorm(d, h, H, u, H, hn, H, wn, S, H, 1e-6f, g_stream)); });
@@ -1566,13 +1586,14 @@ static void bench(Rng &rng) {
 // ------------------------------------------------------------------ main
 
 int main(int argc, char **argv) {
-    bool do_bench = false, only_bench = false;
+    bool do_bench = false, only_bench = false, only_scan = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0) g_small = true;
+        else if (strcmp(argv[i], "--bench-scan") == 0) only_scan = true;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = true;
         else if (strcmp(argv[i], "--bench-only") == 0) do_bench = only_bench = true;
         else {
-            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan]\n", argv[0]);
             return 2;
         }
     }
@@ -1588,6 +1609,13 @@ int main(int argc, char **argv) {
     CK(cudaStreamCreate(&g_stream));
     printf("%-13s %-46s %-11s %10s %8s\n", "kernel", "shape", "mode", "error", "limit");
     Rng rng(20261124);
+    if (only_scan) {  // the scan's checks, then its timings
+        test_scan(rng);
+        printf("%d checks, %d failed\n", g_checks, g_failures);
+        bench_scan_only(rng);
+        CK(cudaStreamDestroy(g_stream));
+        return g_failures ? 1 : 0;
+    }
     if (only_bench) {  // timings alone (the checks are the default run)
         bench(rng);
         CK(cudaStreamDestroy(g_stream));
