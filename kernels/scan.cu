@@ -311,11 +311,10 @@ int sm_count() {
 // fewer chunks, less work done twice, but fewer warps to hide latency
 // (measured slower at every W below the default: docs/PERFORMANCE.md).
 int scan_wave_warps(int N) {
-    static int w = -1;
-    if (w < 0) {
+    static const int w = [] {
         const char *e = getenv("HYMEVAL_SCAN_WAVE");
-        w = e ? atoi(e) : 0;
-    }
+        return e ? atoi(e) : 0;
+    }();
     return w >= 1 && w <= warps_per_sm(N) ? w : warps_per_sm(N);
 }
 

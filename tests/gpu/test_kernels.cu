@@ -1376,8 +1376,9 @@ template <typename F> static double median_ms(F f, int reps = 10) {
     } while (0)
 
 // The scan of the backend's prefill passes: nb sequences of 8192 rows in
-// one call (16384 rows, nb = 2, is a batch-128 prefill pass at the default
-// pass size); HYMEVAL_SCAN_WAVE changes how many chunks they are cut into.
+// one call (nb = 8 is a batch-128 prefill pass at the default 65536 rows,
+// nb = 2 at the earlier 16384); HYMEVAL_SCAN_WAVE changes how many chunks
+// they are cut into.
 static void bench_scan_long(Rng &rng, int I, int N, const float *Ad, const float *bd, const float *Dd) {
     const hk_dtype d = HK_BF16;
     auto dev_rand = [&](size_t n) { Vec v = rand_vec(rng, n, -1, 1); return upload(d, v); };
