@@ -348,7 +348,8 @@ __global__ void kv_store_kernel(T *const *kc, int ldkc, T *const *vc, int ldvc, 
     for (int i = threadIdx.x; i < vw; i += blockDim.x) vd[i] = vs[i];
 }
 
-#include "attention_tc.cuh"  // the BF16 tensor-core prefill and decode (namespace tc)
+#include "attention_tc.cuh"      // the BF16 tensor-core prefill and decode (namespace tc)
+#include "attention_wgmma.cuh"  // the BF16 prefill on Hopper's warpgroup MMA (namespace wg)
 
 int sm_count() {
     static int n = 0;
@@ -393,6 +394,37 @@ bool simt_forced() {
     return forced == 1;
 }
 
+// HYMEVAL_ATTN_WGMMA (or hk_attn_wgmma): 0 keeps the BF16 prefill on the
+// mma.sync kernel; 1 runs it on the block-synchronous wgmma kernel (three
+// warpgroups a block), 2 or 3 on the warp-specialized one (that many
+// computing warpgroups and one copying), where the build has them (sm_90a)
+// and dk = 64, dv = 64 or 128.
+int g_wgmma = -1;
+int wgmma_setting() {
+    if (g_wgmma < 0) {
+        const char *e = getenv("HYMEVAL_ATTN_WGMMA");
+        g_wgmma = e ? atoi(e) : 0;
+    }
+    return g_wgmma;
+}
+
+#ifdef HK_WGMMA
+// WS: the warp-specialized kernel (one more warpgroup, the copier), else the block-synchronous one.
+template <int NWG, int DV, bool WS>
+int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
+                  const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
+                  int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+    using S = wg::Smem<NWG, DV, wg::kStages>;
+    auto kern = WS ? wg::prefill_ws_kernel<NWG, DV> : wg::prefill_kernel<NWG, DV>;
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    dim3 grid(hk_cdiv(max_len, S::QT), nh, B);
+    CUDA_CHECK(hk_launch(kern, grid, 128 * (NWG + (WS ? 1 : 0)), S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv,
+                         kc, ldkc, vc, ldvc, pos0, cu, group, M, window, scale));
+    return 0;
+}
+#endif
+
 template <int DK, int DV>
 int prefill_tc(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu, int B,
@@ -412,6 +444,18 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
                   int ldkc, const T *const *vc, int ldvc, const int *pos0, const int *cu, int B, int max_len, int nh,
                   int group, int M, int window, float scale, cudaStream_t stream) {
     if constexpr (IsBf16<T>::value && DV <= 128) {
+#ifdef HK_WGMMA
+        if constexpr (DK == wg::DK && (DV == 64 || DV == 128)) {
+            const int set = simt_forced() ? 0 : wgmma_setting();
+            if (set == 1)
+                return prefill_wgmma<3, DV, false>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B,
+                                                   max_len, nh, group, M, window, scale, stream);
+            if (set == 2 || set == 3)
+                return (set == 2 ? prefill_wgmma<2, DV, true> : prefill_wgmma<3, DV, true>)(
+                    out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh, group, M, window,
+                    scale, stream);
+        }
+#endif
         if (!simt_forced())  // tensor cores
             return prefill_tc<DK, DV>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh,
                                       group, M, window, scale, stream);
@@ -532,6 +576,20 @@ extern "C" int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const 
                                       cu_seqlens, B, max_len, nh, nkv, dk, dv, M, window, scale, stream),
                 prefill_launch<bf16>(out, ldo, q, ldq, k, ldk, v, ldv, k_cache, ldkc, v_cache, ldvc, pos0, cu_seqlens,
                                      B, max_len, nh, nkv, dk, dv, M, window, scale, stream));
+}
+
+extern "C" int hk_attn_wgmma(int setting) {
+    const int was = wgmma_setting();
+    if (setting >= 0) g_wgmma = setting;
+    return was;
+}
+
+extern "C" int hk_attn_wgmma_built(void) {
+#ifdef HK_WGMMA
+    return 1;
+#else
+    return 0;
+#endif
 }
 
 extern "C" size_t hk_attn_decode_workspace_bytes(int B, int nh, int dv, int max_splits) {

@@ -60,46 +60,103 @@ __device__ __forceinline__ void copy8(bf16 *dst, const bf16 *src, bool vec) {
     }
 }
 
-// Stages `rows` rows of W values into shared memory (row stride ld):
-// row_src(j) is row j's first element, or NULL for a missing row (zeros).
-// vec: every row is 16-byte aligned, so the copy is asynchronous (the
-// caller commits and waits); otherwise plain loads and stores.
-template <int W, typename RowSrc>
-__device__ __forceinline__ void stage_rows(bf16 *dst, int ld, int rows, bool vec, const bf16 *any_valid,
-                                           RowSrc row_src) {
+// Stages `rows` rows of W values into shared memory: row_src(j) is row j's
+// first element, or NULL for a missing row (zeros); dst(j, piece) is where
+// the row's 16-byte piece goes (a plain or a swizzled layout). vec: every
+// row is 16-byte aligned, so the copy is asynchronous (the caller commits
+// and waits); otherwise plain loads and stores.
+// Threads tid = 0 .. nthreads-1 share the pieces (the whole block by default).
+template <int W, typename RowSrc, typename Dst>
+__device__ __forceinline__ void stage_rows(int rows, bool vec, const bf16 *any_valid, RowSrc row_src, Dst dst,
+                                           int tid, int nthreads) {
     constexpr int P = W / 8;
-    for (int idx = threadIdx.x; idx < rows * P; idx += blockDim.x) {
+    for (int idx = tid; idx < rows * P; idx += nthreads) {
         const int j = idx / P, piece = idx % P;
         const bf16 *src = row_src(j);
-        bf16 *d = dst + j * ld + piece * 8;
+        bf16 *d = dst(j, piece);
         if (vec) cp_async16(d, src ? src + piece * 8 : any_valid, src ? 16 : 0);
         else copy8(d, src ? src + piece * 8 : nullptr, false);
     }
 }
+template <int W, typename RowSrc, typename Dst>
+__device__ __forceinline__ void stage_rows(int rows, bool vec, const bf16 *any_valid, RowSrc row_src, Dst dst) {
+    stage_rows<W>(rows, vec, any_valid, row_src, dst, (int)threadIdx.x, (int)blockDim.x);
+}
+// The plain layout: row j at dst + j * ld.
+struct RowMajor {
+    bf16 *base;
+    int ld;
+    __device__ bf16 *operator()(int j, int piece) const { return base + j * ld + piece * 8; }
+};
 
-// One warp's tile of the online softmax: its 16 query rows against NT*8
-// keys. qa: the rows' Q fragments; Ks/Vs: the keys' rows in shared memory
-// (strides ks, vs); vis(row_sel, col) is asked only when !full (row_sel 0:
-// the thread's row g, 1: row g + 8; col: the key's column in the tile).
-// m (base-2 scaled), l (this lane's partial sums) and o carry over tiles.
-template <int DK, int DV, int NT, typename Vis>
-__device__ __forceinline__ void warp_tile(const uint32_t (&qa)[DK / 16][4], const bf16 *Ks, int ks, const bf16 *Vs,
-                                          int vs, float scale2, bool full, Vis vis, float (&o)[DV / 8][4],
-                                          float (&m)[2], float (&l)[2]) {
-    constexpr int OT = DV / 8, KK = DK / 16;
+// Where the rows of one prefill block's sequence and head are: its queries
+// in the packed rows, keys and values before P0 in the sequence's cache
+// (ring slots), from P0 on in the packed rows; NULL past kend (zeros).
+template <int DK, int DV> struct PrefillRows {
+    const bf16 *qb, *kb, *vb, *kcb, *vcb;
+    int ldq, ldk, ldv, ldkc, ldvc;
+    int s0, len, P0, M, window, kend;
+    bool vec;  // every row 16-byte aligned: cp.async
+
+    __device__ PrefillRows(const bf16 *q, int ldq_, const bf16 *k, int ldk_, const bf16 *v, int ldv_,
+                           const bf16 *const *kc, int ldkc_, const bf16 *const *vc, int ldvc_, const int *pos0,
+                           const int *cu, int b, int head, int group, int M_, int window_)
+        : ldq(ldq_), ldk(ldk_), ldv(ldv_), ldkc(ldkc_), ldvc(ldvc_), M(M_), window(window_) {
+        s0 = cu[b], len = cu[b + 1] - s0;
+        P0 = pos0 ? pos0[b] : 0;
+        const int kvh = head / group;
+        kcb = P0 > 0 ? kc[b] + (size_t)kvh * DK : nullptr, vcb = P0 > 0 ? vc[b] + (size_t)kvh * DV : nullptr;
+        qb = q + (size_t)head * DK, kb = k + (size_t)kvh * DK, vb = v + (size_t)kvh * DV;
+        vec = aligned16(qb, (size_t)ldq * 2) && aligned16(kb, (size_t)ldk * 2) && aligned16(vb, (size_t)ldv * 2) &&
+              (P0 == 0 || (aligned16(kcb, (size_t)ldkc * 2) && aligned16(vcb, (size_t)ldvc * 2)));
+        kend = P0;
+    }
+    // the block's query rows [q0, q0 + n) (q0 < len): sets kend past its last row's key, returns the rows' end
+    __device__ int take_rows(int q0, int n) {
+        const int q1 = min(q0 + n, len);
+        kend = P0 + q1;
+        return q1;
+    }
+    __device__ const bf16 *query(int r) const { return r < len ? qb + (size_t)(s0 + r) * ldq : nullptr; }
+    __device__ const bf16 *key(int key) const {
+        return key >= kend ? nullptr
+               : key < P0  ? kcb + (size_t)cache_slot_dev(key, M, window) * ldkc
+                           : kb + (size_t)(s0 + key - P0) * ldk;
+    }
+    __device__ const bf16 *value(int key) const {
+        return key >= kend ? nullptr
+               : key < P0  ? vcb + (size_t)cache_slot_dev(key, M, window) * ldvc
+                           : vb + (size_t)(s0 + key - P0) * ldv;
+    }
+    // may chunk row r (query position P0 + r) see key position `key`?
+    __device__ bool visible(int r, int key) const {
+        const int qp = P0 + r;
+        return r < len && key <= qp && (window <= 0 || key < M || qp - key <= window);
+    }
+    // is every key of [kt, kt + n) visible to every chunk row of [r0, r1) (r1 - r0 == rows)?
+    __device__ bool all_visible(int kt, int n, int r0, int r1, int rows) const {
+        return r1 - r0 == rows && kt + n - 1 <= P0 + r0 &&
+               (window <= 0 || kt + n <= M || (P0 + r1 - 1) - max(kt, M) <= window);
+    }
+    // the first key tile (of n keys) at or after kt that rows from r0 on can see: tiles wholly
+    // after the meta keys and before the window of row r0 are skipped
+    __device__ int first_tile(int kt, int n, int r0) const {
+        const int band_lo = P0 + r0 - window;
+        return window > 0 && kt >= M && kt + n - 1 < band_lo ? (band_lo / n) * n : kt;
+    }
+};
+
+// The online-softmax step of one warp's 16 rows over a tile of NT*8 keys,
+// on scores in the mma accumulator layout (sc[j]: key columns 8j + 2(lane%4)
+// + {0,1}; elements 0,1 of row g = lane/4, 2,3 of row g + 8; wgmma's
+// m64 accumulators give each warp the same layout). Scales to base 2,
+// masks (vis(row_sel, col) is asked only when !full), updates m (base-2
+// scaled) and l (this lane's partial sums), rescales o, and leaves the
+// unnormalised probabilities in sc.
+template <int NT, int OT, typename Vis>
+__device__ __forceinline__ void softmax_tile(float (&sc)[NT][4], float scale2, bool full, Vis vis,
+                                             float (&o)[OT][4], float (&m)[2], float (&l)[2]) {
     const int lane = threadIdx.x & 31;
-    float sc[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KK; kk++)
-#pragma unroll
-        for (int np = 0; np < NT / 2; np++) {
-            uint32_t bk[4];
-            ldsm_x4(bk, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * ks + kk * 16 + ((lane >> 3) & 1) * 8);
-            mma(sc[2 * np], qa[kk], bk[0], bk[1]);
-            mma(sc[2 * np + 1], qa[kk], bk[2], bk[3]);
-        }
     // scale to base 2, mask (edge tiles only), row maxima over the quad; the
     // maxima and sums below are trees over the tile, not one serial chain
 #pragma unroll
@@ -150,11 +207,75 @@ __device__ __forceinline__ void warp_tile(const uint32_t (&qa)[DK / 16][4], cons
     }
 #pragma unroll
     for (int t = 0; t < OT; t++) o[t][0] *= alpha[0], o[t][1] *= alpha[0], o[t][2] *= alpha[1], o[t][3] *= alpha[1];
+}
+
+// The probabilities of key n-tiles 2t and 2t + 1 as the BF16 A fragment of
+// a 16-key step of P V (the same fragment for mma.sync and wgmma).
+template <int NT>
+__device__ __forceinline__ void p_fragment(uint32_t (&pa)[4], const float (&sc)[NT][4], int t) {
+    pa[0] = pack_bf16(sc[2 * t][0], sc[2 * t][1]);
+    pa[1] = pack_bf16(sc[2 * t][2], sc[2 * t][3]);
+    pa[2] = pack_bf16(sc[2 * t + 1][0], sc[2 * t + 1][1]);
+    pa[3] = pack_bf16(sc[2 * t + 1][2], sc[2 * t + 1][3]);
+}
+
+// Normalises a warp's output rows g and g + 8 (chunk rows r0, r0 + 8; l
+// still this lane's partial sums) and stores those below len as BF16 at
+// columns col0 ... of the packed output rows.
+template <int OT>
+__device__ __forceinline__ void store_rows(bf16 *out, int ldo, const float (&o)[OT][4], float (&l)[2], int s0, int r0,
+                                           int len, int col0) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    }
+    const float i0 = 1.0f / l[0], i1 = 1.0f / l[1];
+    const int r1 = r0 + 8;
+#pragma unroll
+    for (int t = 0; t < OT; t++) {
+        const int col = col0 + t * 8 + (lane & 3) * 2;
+        if (r0 < len) {
+            bf16 *dst = out + (size_t)(s0 + r0) * ldo + col;
+            dst[0] = __float2bfloat16_rn(o[t][0] * i0);
+            dst[1] = __float2bfloat16_rn(o[t][1] * i0);
+        }
+        if (r1 < len) {
+            bf16 *dst = out + (size_t)(s0 + r1) * ldo + col;
+            dst[0] = __float2bfloat16_rn(o[t][2] * i1);
+            dst[1] = __float2bfloat16_rn(o[t][3] * i1);
+        }
+    }
+}
+
+// One warp's tile of the online softmax: its 16 query rows against NT*8
+// keys. qa: the rows' Q fragments; Ks/Vs: the keys' rows in shared memory
+// (strides ks, vs); vis as softmax_tile's. m, l and o carry over tiles.
+template <int DK, int DV, int NT, typename Vis>
+__device__ __forceinline__ void warp_tile(const uint32_t (&qa)[DK / 16][4], const bf16 *Ks, int ks, const bf16 *Vs,
+                                          int vs, float scale2, bool full, Vis vis, float (&o)[DV / 8][4],
+                                          float (&m)[2], float (&l)[2]) {
+    constexpr int OT = DV / 8, KK = DK / 16;
+    const int lane = threadIdx.x & 31;
+    float sc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KK; kk++)
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t bk[4];
+            ldsm_x4(bk, Ks + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * ks + kk * 16 + ((lane >> 3) & 1) * 8);
+            mma(sc[2 * np], qa[kk], bk[0], bk[1]);
+            mma(sc[2 * np + 1], qa[kk], bk[2], bk[3]);
+        }
+    softmax_tile<NT, OT>(sc, scale2, full, vis, o, m, l);
     // O += P V: the S accumulators of two key n-tiles are one A fragment
 #pragma unroll
     for (int t = 0; t < NT / 2; t++) {
-        uint32_t pa[4] = {pack_bf16(sc[2 * t][0], sc[2 * t][1]), pack_bf16(sc[2 * t][2], sc[2 * t][3]),
-                          pack_bf16(sc[2 * t + 1][0], sc[2 * t + 1][1]), pack_bf16(sc[2 * t + 1][2], sc[2 * t + 1][3])};
+        uint32_t pa[4];
+        p_fragment<NT>(pa, sc, t);
 #pragma unroll
         for (int cp = 0; cp < OT / 2; cp++) {
             uint32_t bv[4];
@@ -191,43 +312,26 @@ __global__ void __launch_bounds__(128, 3)
     constexpr int OT = DV / 8, KK = DK / 16;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw), *stages = Qs + QT * S::qs;
-    const int b = blockIdx.z, head = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int s0 = cu[b], len = cu[b + 1] - s0;
-    const int P0 = pos0 ? pos0[b] : 0;
-    const int q0 = blockIdx.x * QT;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    PrefillRows<DK, DV> rows(q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, blockIdx.z, blockIdx.y, group, M,
+                             window);
+    const int len = rows.len, q0 = blockIdx.x * QT;
     if (q0 >= len) return;
-    const int q1 = min(q0 + QT, len);
-    const int kvh = head / group;
-    const bf16 *kcb = P0 > 0 ? kc[b] + (size_t)kvh * DK : nullptr, *vcb = P0 > 0 ? vc[b] + (size_t)kvh * DV : nullptr;
-    const bf16 *qb = q + (size_t)head * DK, *kb = k + (size_t)kvh * DK, *vb = v + (size_t)kvh * DV;
-    const bool vec = aligned16(qb, (size_t)ldq * 2) && aligned16(kb, (size_t)ldk * 2) && aligned16(vb, (size_t)ldv * 2) &&
-                     (P0 == 0 || (aligned16(kcb, (size_t)ldkc * 2) && aligned16(vcb, (size_t)ldvc * 2)));
+    const int q1 = rows.take_rows(q0, QT), kend = rows.kend;
 
-    const int kend = P0 + q1, band_lo = P0 + q0 - window;
-    // tiles wholly after the meta keys and before every query's window are skipped
-    auto first_from = [&](int kt) { return window > 0 && kt >= M && kt + KT - 1 < band_lo ? (band_lo / KT) * KT : kt; };
     auto load_tile = [&](int kt, int s) {
         bf16 *Ks = stages + s * S::stage, *Vs = Ks + KT * S::ks;
-        stage_rows<DK>(Ks, S::ks, KT, vec, kb, [&](int j) -> const bf16 * {
-            const int key = kt + j;
-            return key >= kend ? nullptr
-                   : key < P0  ? kcb + (size_t)cache_slot_dev(key, M, window) * ldkc
-                               : kb + (size_t)(s0 + key - P0) * ldk;
-        });
-        stage_rows<DV>(Vs, S::vs, KT, vec, vb, [&](int j) -> const bf16 * {
-            const int key = kt + j;
-            return key >= kend ? nullptr
-                   : key < P0  ? vcb + (size_t)cache_slot_dev(key, M, window) * ldvc
-                               : vb + (size_t)(s0 + key - P0) * ldv;
-        });
+        stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, RowMajor{Ks, S::ks});
+        stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); }, RowMajor{Vs, S::vs});
         cp_commit();
     };
 
-    int kt = first_from(0);
+    int kt = rows.first_tile(0, KT, q0);
     if (kt < kend) load_tile(kt, 0);  // in flight while Q is staged
     for (int idx = threadIdx.x; idx < QT * (DK / 8); idx += blockDim.x) {
         int r = idx / (DK / 8), piece = idx % (DK / 8);
-        copy8(Qs + r * S::qs + piece * 8, q0 + r < len ? qb + (size_t)(s0 + q0 + r) * ldq + piece * 8 : nullptr, vec);
+        const bf16 *src = rows.query(q0 + r);
+        copy8(Qs + r * S::qs + piece * 8, src ? src + piece * 8 : nullptr, rows.vec);
     }
     __syncthreads();
     uint32_t qa[KK][4];
@@ -242,46 +346,18 @@ __global__ void __launch_bounds__(128, 3)
     const float scale2 = scale * kLog2e;
 
     for (int s = 0; kt < kend; s ^= 1) {
-        const int next = first_from(kt + KT);
+        const int next = rows.first_tile(kt + KT, KT, q0);
         if (next < kend) load_tile(next, s ^ 1);  // its stage was last read before the previous barrier
         else cp_commit();                         // an empty group keeps the wait count uniform
         cp_wait<1>();                             // this tile's copies are done (the next may fly)
         __syncthreads();
-        // every key of the tile visible to every row of the block: no mask
-        const bool full = kt + KT <= kend && kt + KT - 1 <= P0 + q0 && q1 - q0 == QT &&
-                          (window <= 0 || kt + KT <= M || (P0 + q1 - 1) - max(kt, M) <= window);
         const bf16 *Ks = stages + s * S::stage, *Vs = Ks + KT * S::ks;
-        warp_tile<DK, DV, KT / 8>(qa, Ks, S::ks, Vs, S::vs, scale2, full,
-                                  [&](int h, int col) {
-                                      const int r = r0 + 8 * h, qp = P0 + r, key = kt + col;
-                                      return r < len && key <= qp && (window <= 0 || key < M || qp - key <= window);
-                                  },
-                                  o, m, l);
+        warp_tile<DK, DV, KT / 8>(qa, Ks, S::ks, Vs, S::vs, scale2, rows.all_visible(kt, KT, q0, q1, QT),
+                                  [&](int h, int col) { return rows.visible(r0 + 8 * h, kt + col); }, o, m, l);
         __syncthreads();  // this stage is reloaded two tiles on
         kt = next;
     }
-
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-        l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-    }
-    const float i0 = 1.0f / l[0], i1 = 1.0f / l[1];
-    const int r1 = r0 + 8;
-#pragma unroll
-    for (int t = 0; t < OT; t++) {
-        const int col = head * DV + t * 8 + (lane & 3) * 2;
-        if (r0 < len) {
-            bf16 *dst = out + (size_t)(s0 + r0) * ldo + col;
-            dst[0] = __float2bfloat16_rn(o[t][0] * i0);
-            dst[1] = __float2bfloat16_rn(o[t][1] * i0);
-        }
-        if (r1 < len) {
-            bf16 *dst = out + (size_t)(s0 + r1) * ldo + col;
-            dst[0] = __float2bfloat16_rn(o[t][2] * i1);
-            dst[1] = __float2bfloat16_rn(o[t][3] * i1);
-        }
-    }
+    store_rows<OT>(out, ldo, o, l, rows.s0, r0, len, blockIdx.y * DV);
 }
 
 // ---- decode: one block per (split, KV head, sequence). The group's query
@@ -330,12 +406,12 @@ __global__ void __launch_bounds__(kDecWarps * 32, 2)
     auto slot_of = [&](int i) { return cache_slot_dev(i < meta_end ? i : band_start + (i - meta_end), M, window); };
     auto load_tile = [&](int it, int s) {
         bf16 *Ks = stages + s * S::stage, *Vs = Ks + DKT * S::ks;
-        stage_rows<DK>(Ks, S::ks, DKT, vec, kb, [&](int j) -> const bf16 * {
+        stage_rows<DK>(DKT, vec, kb, [&](int j) -> const bf16 * {
             return it + j < i1 ? kb + (size_t)slot_of(it + j) * ldkc : nullptr;
-        });
-        stage_rows<DV>(Vs, S::vs, DKT, vec, vb, [&](int j) -> const bf16 * {
+        }, RowMajor{Ks, S::ks});
+        stage_rows<DV>(DKT, vec, vb, [&](int j) -> const bf16 * {
             return it + j < i1 ? vb + (size_t)slot_of(it + j) * ldvc : nullptr;
-        });
+        }, RowMajor{Vs, S::vs});
         cp_commit();
     };
 

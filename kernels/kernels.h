@@ -162,6 +162,17 @@ int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, in
                            int ldvc, const int *pos0, const int *cu_seqlens, int B, int max_len, int nh, int nkv,
                            int dk, int dv, int M, int window, float scale, cudaStream_t stream);
 
+/* Which kernel runs the BF16 prefill attention (both functions above):
+   0 the mma.sync kernel; on Hopper builds (sm_90a), for dk = 64 and dv = 64
+   or 128 (other shapes stay on mma.sync), 1 the wgmma kernel whose three
+   warpgroups copy and compute together, 2 or 3 the warp-specialized wgmma
+   kernel (that many computing warpgroups, one copying warpgroup, mbarriers).
+   HYMEVAL_ATTN_WGMMA gives the initial setting; setting < 0 only asks.
+   Returns the setting before the call. */
+int hk_attn_wgmma(int setting);
+/* 1 where this build has the wgmma kernel (compiled for sm_90a). */
+int hk_attn_wgmma_built(void);
+
 /* Writes rows of new keys/values into per-sequence caches laid out as
    engine/cache.h: slot of position p is p when p < M or window <= 0
    (global), else M + (p - M) mod (window + 1). Row r of sequence b has

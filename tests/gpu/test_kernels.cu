@@ -20,11 +20,13 @@
 // sequence of separate GPU kernels they replace, which they must match bit
 // for bit ("bits": the count of differing elements must be 0).
 //
-// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan]
+// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan | --attn]
 //   --small: small shapes, for the sanitizers; --bench: also time the
 //   kernels at Hymba-1.5B shapes (BF16; no reference, timings only);
 //   --bench-only: the timings without the checks; --bench-scan: the scan's
-//   checks and its prefill timings alone (for sweeping HYMEVAL_SCAN_WAVE).
+//   checks and its prefill timings alone (for sweeping HYMEVAL_SCAN_WAVE);
+//   --attn: the prefill attention's checks (mma.sync and wgmma kernels) and
+//   its timings alone.
 // exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
 #include <math.h>
 #include <stdarg.h>
@@ -669,7 +671,9 @@ static void visible_keys(int p, int M, int W, std::vector<int> &out) {
 
 struct AttnShape { std::vector<int> lens; int nh, nkv, dk, dv, M, W; };
 
-static void test_attn_prefill(Rng &rng) {
+// tag: "" runs every dtype with the kernels as set; otherwise BF16 alone,
+// the mode column carrying the tag (the wgmma prefill's passes).
+static void test_attn_prefill(Rng &rng, const char *tag = "") {
     std::vector<AttnShape> cases = {
         {{45, 300, 1}, 4, 2, 16, 32, 4, 64},           // tiny-model heads, window crossed, a 1-token sequence
         {{97, 64}, 4, 2, 32, 64, 6, 12},               // window 12 < tile
@@ -680,6 +684,7 @@ static void test_attn_prefill(Rng &rng) {
     };
     if (g_small) cases = {{{45, 70, 1}, 4, 2, 16, 32, 4, 16}, {{40}, 2, 1, 64, 128, 3, 0}};
     for (hk_dtype d : kDtypes)
+        if (!*tag || d == HK_BF16)
         for (size_t ci = 0; ci < cases.size(); ci++) {
             const AttnShape &cs = cases[ci];
             int B = (int)cs.lens.size(), nh = cs.nh, nkv = cs.nkv, dk = cs.dk, dv = cs.dv, group = nh / nkv;
@@ -720,7 +725,7 @@ static void test_attn_prefill(Rng &rng) {
             report("attn_prefill",
                    fmt("lens=%s nh=%d nkv=%d dk=%d dv=%d M=%d W=%d ld=%d", lens_str(cs.lens).c_str(), nh, nkv, dk, dv,
                        cs.M, cs.W, ldp),
-                   dname(d), download(d, out, (size_t)T * ldo), ldo, ref, (size_t)nh * dv, T, (size_t)nh * dv,
+                   std::string(dname(d)) + tag, download(d, out, (size_t)T * ldo), ldo, ref, (size_t)nh * dv, T, (size_t)nh * dv,
                    tol_of(d));
             free_all();
         }
@@ -730,7 +735,7 @@ static void test_attn_prefill(Rng &rng) {
 // in per-sequence caches (a sliding-window ring written in position order,
 // so it holds only the last W+1 positions), the chunk's own keys in the
 // packed rows; the result must equal attention over the whole sequence.
-static void test_attn_prefill_cached(Rng &rng) {
+static void test_attn_prefill_cached(Rng &rng, const char *tag = "") {
     struct Case { std::vector<int> lens, pos0; int nh, nkv, dk, dv, M, W; };
     std::vector<Case> cases = {
         {{45, 70, 1}, {4, 200, 90}, 4, 2, 16, 32, 4, 64},           // ring wrapped, prefix shorter than the window
@@ -741,6 +746,7 @@ static void test_attn_prefill_cached(Rng &rng) {
     };
     if (g_small) cases = {{{45, 3}, {20, 90}, 4, 2, 16, 32, 4, 16}, {{40}, {50}, 2, 1, 64, 128, 3, 0}};
     for (hk_dtype d : kDtypes)
+        if (!*tag || d == HK_BF16)
         for (size_t ci = 0; ci < cases.size(); ci++) {
             const Case &cs = cases[ci];
             int B = (int)cs.lens.size(), nh = cs.nh, nkv = cs.nkv, dk = cs.dk, dv = cs.dv, M = cs.M, W = cs.W;
@@ -806,7 +812,7 @@ static void test_attn_prefill_cached(Rng &rng) {
             report("attn_cached",
                    fmt("lens=%s pos0=%s nh=%d nkv=%d dk=%d dv=%d M=%d W=%d", lens_str(cs.lens).c_str(),
                        lens_str(cs.pos0).c_str(), nh, nkv, dk, dv, M, W),
-                   dname(d), download(d, out, (size_t)T * ldo), ldo, ref, (size_t)nh * dv, T, (size_t)nh * dv,
+                   std::string(dname(d)) + tag, download(d, out, (size_t)T * ldo), ldo, ref, (size_t)nh * dv, T, (size_t)nh * dv,
                    tol_of(d));
             free_all();
         }
@@ -815,6 +821,25 @@ static void test_attn_prefill_cached(Rng &rng) {
 // kv_store of a packed prefill chunk and of one decode row, then decode
 // attention; the cache contents are checked against a host cache filled in
 // position order through the engine's own cache_slot().
+// The prefill checks with the kernels as set, then (BF16) on each wgmma
+// kernel (hk_attn_wgmma settings 1, 2, 3).
+static void test_attn_prefill_all(Rng &rng) {
+    test_attn_prefill(rng);
+    test_attn_prefill_cached(rng);
+    if (hk_attn_wgmma_built()) {  // the wgmma prefill, each block size, on the same cases
+        const int was = hk_attn_wgmma(-1);
+        for (int nwg : {1, 2, 3}) {
+            hk_attn_wgmma(nwg);
+            std::string tag = fmt(" wg%d", nwg);
+            test_attn_prefill(rng, tag.c_str());
+            test_attn_prefill_cached(rng, tag.c_str());
+        }
+        hk_attn_wgmma(was);
+    } else {
+        printf("attn_prefill  wgmma: not in this build (sm_90a only)\n");
+    }
+}
+
 static void test_attn_decode(Rng &rng) {
     struct Case { std::vector<int> pos; int nh, nkv, dk, dv, M, W; };
     std::vector<Case> cases = {
@@ -1414,6 +1439,38 @@ static void bench_scan_only(Rng &rng) {
     free_all();
 }
 
+// The prefill attention kernels at Hymba-1.5B's heads, one sequence of S rows.
+static void bench_attn_prefill(Rng &rng, int S) {
+    const hk_dtype d = HK_BF16;
+    const int nh = 25, nkv = 5, dk = 64, dv = 128, M = 128, W = 1024;
+    std::vector<int> cu = {0, S};
+    int *cud = upload_int(cu);
+    auto dev_rand = [&](size_t n) { Vec v = rand_vec(rng, n, -1, 1); return upload(d, v); };
+    // attention prefill: q | k | v rows as in_proj writes them
+    int ldp = nh * dk + nkv * dk + nkv * dv;
+    char *proj = (char *)dev_rand((size_t)S * ldp);
+    void *att = dmalloc((size_t)S * nh * dv * 2);
+    std::vector<int> variants = {0};  // the prefill kernels: mma.sync, then the wgmma ones (hk_attn_wgmma)
+    if (hk_attn_wgmma_built()) variants.insert(variants.end(), {1, 2, 3});
+    const int was = hk_attn_wgmma(-1);
+    for (int w : {W, 0})
+        for (int nwg : variants) {
+            hk_attn_wgmma(nwg);
+            double pairs = 0;  // visible (query, key) pairs
+            for (int q = 0; q < S; q++) pairs += w ? (q < M + w ? q + 1 : M + w + 1) : q + 1;
+            double flops = pairs * nh * 2.0 * (dk + dv);
+            double ms = median_ms([&] {
+                LAUNCH(hk_attn_prefill(d, att, nh * dv, proj, ldp, proj + 2 * nh * dk, ldp, proj + 2 * (nh + nkv) * dk,
+                                       ldp, cud, 1, S, nh, nkv, dk, dv, M, w, 0.125f, g_stream));
+            });
+            printf("%-13s %-46s %9.3f  %.1f TFLOP/s\n", "attn_prefill",
+                   fmt("S=%d nh=25 nkv=5 dk=64 dv=128 W=%d %s", S, w, nwg ? fmt("wg%d", nwg).c_str() : "mma.sync")
+                       .c_str(),
+                   ms, flops / (ms * 1e-3) / 1e12);
+        }
+    hk_attn_wgmma(was);
+}
+
 static void bench(Rng &rng) {
     const hk_dtype d = HK_BF16;
     const int S = 4096, H = 1600, I = 3200, nh = 25, nkv = 5, dk = 64, dv = 128, N = 16, M = 128, W = 1024;
@@ -1422,21 +1479,9 @@ static void bench(Rng &rng) {
     std::vector<int> cu = {0, S};
     int *cud = upload_int(cu);
     auto dev_rand = [&](size_t n) { Vec v = rand_vec(rng, n, -1, 1); return upload(d, v); };
-    // attention prefill: q | k | v rows as in_proj writes them
-    int ldp = nh * dk + nkv * dk + nkv * dv;
+    bench_attn_prefill(rng, S);
+    int ldp = nh * dk + nkv * dk + nkv * dv;  // q | k | v rows as in_proj writes them
     char *proj = (char *)dev_rand((size_t)S * ldp);
-    void *att = dmalloc((size_t)S * nh * dv * 2);
-    for (int w : {W, 0}) {
-        double pairs = 0;  // visible (query, key) pairs
-        for (int q = 0; q < S; q++) pairs += w ? (q < M + w ? q + 1 : M + w + 1) : q + 1;
-        double flops = pairs * nh * 2.0 * (dk + dv);
-        double ms = median_ms([&] {
-            LAUNCH(hk_attn_prefill(d, att, nh * dv, proj, ldp, proj + 2 * nh * dk, ldp, proj + 2 * (nh + nkv) * dk, ldp,
-                                   cud, 1, S, nh, nkv, dk, dv, M, w, 0.125f, g_stream));
-        });
-        printf("%-13s %-46s %9.3f  %.1f TFLOP/s\n", "attn_prefill",
-               fmt("S=%d nh=25 nkv=5 dk=64 dv=128 W=%d", S, w).c_str(), ms, flops / (ms * 1e-3) / 1e12);
-    }
     // decode against a long global cache and a sliding-window ring
     for (int B : {1, 16, 128}) {
         for (int w : {0, W}) {
@@ -1587,14 +1632,15 @@ static void bench(Rng &rng) {
 // ------------------------------------------------------------------ main
 
 int main(int argc, char **argv) {
-    bool do_bench = false, only_bench = false, only_scan = false;
+    bool do_bench = false, only_bench = false, only_scan = false, only_attn = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0) g_small = true;
         else if (strcmp(argv[i], "--bench-scan") == 0) only_scan = true;
+        else if (strcmp(argv[i], "--attn") == 0) only_attn = true;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = true;
         else if (strcmp(argv[i], "--bench-only") == 0) do_bench = only_bench = true;
         else {
-            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan | --attn]\n", argv[0]);
             return 2;
         }
     }
@@ -1617,6 +1663,13 @@ int main(int argc, char **argv) {
         CK(cudaStreamDestroy(g_stream));
         return g_failures ? 1 : 0;
     }
+    if (only_attn) {  // the prefill attention's checks, then its timings
+        test_attn_prefill_all(rng);
+        printf("%d checks, %d failed\n", g_checks, g_failures);
+        for (int S : {4096, 8192}) bench_attn_prefill(rng, S);
+        CK(cudaStreamDestroy(g_stream));
+        return g_failures ? 1 : 0;
+    }
     if (only_bench) {  // timings alone (the checks are the default run)
         bench(rng);
         CK(cudaStreamDestroy(g_stream));
@@ -1633,8 +1686,7 @@ int main(int argc, char **argv) {
     test_scan(rng);
     test_ssm_step(rng);
     test_argmax(rng);
-    test_attn_prefill(rng);
-    test_attn_prefill_cached(rng);
+    test_attn_prefill_all(rng);
     test_attn_decode(rng);
     test_gemm(rng);
     test_gemv_fused(rng);

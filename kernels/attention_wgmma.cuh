@@ -1,0 +1,341 @@
+// attention_wgmma.cuh: the BF16 prefill attention on Hopper's warpgroup
+// MMA (wgmma.mma_async, sm_90a), included by attention.cu after
+// attention_tc.cuh (it shares that file's staging, visibility, online
+// softmax and output code, so the two kernels compute the same function).
+//
+// Why: the mma.sync kernel is bound by the latency of its product ->
+// softmax -> product chain within each warp (docs/PERFORMANCE.md). wgmma
+// runs a warpgroup's products on the tensor cores asynchronously, from
+// operands in shared memory, so one warpgroup's softmax overlaps another's
+// products.
+//
+// A block is NWG warpgroups, 64 query rows each, of one head; they share
+// each stage of 64 keys. Per tile a warpgroup forms S = Q K^T (m64n64k16,
+// Q and K from shared memory), runs the online softmax in registers (the
+// m64 accumulator gives each warp the layout of an mma.sync tile) and adds
+// P V (m64nDVk16, P from registers, V from shared memory). Shared tiles are
+// rows of 64 BF16 (128 bytes) in the 128-byte swizzle: the 16-byte piece c
+// of row r sits at piece c ^ (r % 8), what wgmma's descriptors expect of
+// 1024-byte aligned groups of 8 rows. Q and K are K-major (dk along the
+// row); V is MN-major (dv along the row) in blocks of 64 columns.
+namespace wg {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define HK_WG_DEVICE 1  // the wgmma instructions exist in this compilation pass
+#endif
+
+constexpr int KT = 64;  // keys per tile
+constexpr int DK = 64;  // one 128-byte row of Q or K
+
+template <int NWG, int DV, int STAGES> struct Smem {
+    static constexpr int QT = 64 * NWG;                    // query rows per block
+    static constexpr int q_bytes = QT * 128;               // Q: [QT][64]
+    static constexpr int k_bytes = KT * 128;               // K: [KT][64]
+    static constexpr int v_block = KT * 128;               // V: DV / 64 blocks of [KT][64]
+    static constexpr int stage = k_bytes + (DV / 64) * v_block;
+    static constexpr size_t bytes = (size_t)q_bytes + STAGES * stage + 1024;  // + alignment of the base to 1024
+};
+
+// The dynamic shared memory's first 1024-byte boundary (Smem reserves the room).
+__device__ __forceinline__ unsigned char *align1024(unsigned char *p) {
+    return reinterpret_cast<unsigned char *>(((uintptr_t)p + 1023) & ~(uintptr_t)1023);
+}
+// The 16-byte piece `piece` of row j in a block of 128-byte rows (swizzled).
+__device__ __forceinline__ bf16 *swizzled(unsigned char *base, int j, int piece) {
+    return reinterpret_cast<bf16 *>(base + j * 128 + ((piece ^ (j & 7)) << 4));
+}
+// V's row j, piece p (of DV / 8): column block p / 8 of [KT][64].
+struct VLayout {
+    unsigned char *base;
+    __device__ bf16 *operator()(int j, int piece) const { return swizzled(base + (piece >> 3) * (KT * 128), j, piece & 7); }
+};
+struct KLayout {
+    unsigned char *base;
+    __device__ bf16 *operator()(int j, int piece) const { return swizzled(base, j, piece); }
+};
+
+// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading
+// byte offset (K-major: unused, 16; MN-major: between 64-column blocks),
+// stride byte offset (between groups of 8 rows: 1024).
+__device__ __forceinline__ uint64_t descriptor(const void *p, uint32_t lead, uint32_t stride) {
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)(lead >> 4) << 16 | (uint64_t)(stride >> 4) << 32 |
+           (uint64_t)1 << 62;
+}
+
+#ifdef HK_WG_DEVICE
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// the copies this thread made (generic proxy) become visible to wgmma's reads (async proxy)
+__device__ __forceinline__ void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// keeps the compiler from moving reads of accumulators above the wait that completes them
+template <int N> __device__ __forceinline__ void pin(float (&d)[N][4]) {
+#pragma unroll
+    for (int j = 0; j < N; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// d (64 x 64) (+)= A (64 x 16, descriptor) * B (64 x 16 K-major, descriptor)
+__device__ __forceinline__ void mma_ss_n64(float (&d)[8][4], uint64_t da, uint64_t db, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+                 : "l"(da), "l"(db), "r"(accumulate)
+                 : "memory");
+}
+// d (64 x 64) += A (64 x 16, registers) * B (16 x 64 MN-major, descriptor)
+__device__ __forceinline__ void mma_rs_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1)
+                 : "memory");
+}
+// d (64 x 128) += A (64 x 16, registers) * B (16 x 128 MN-major, descriptor)
+__device__ __forceinline__ void mma_rs_n128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1)
+                 : "memory");
+}
+
+// mbarriers (shared memory, 8 bytes each): the warp-specialized kernel's
+// stage hand-over between the copying warpgroup and the computing ones.
+__device__ __forceinline__ void mbar_init(uint64_t *b, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(tc::smem_addr(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t *b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(tc::smem_addr(b)) : "memory");
+}
+// arrives once this thread's cp.async copies so far have landed (counts as one of the expected arrivals)
+__device__ __forceinline__ void mbar_arrive_copies(uint64_t *b) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(tc::smem_addr(b)) : "memory");
+}
+// waits until the phase of the given parity has completed
+__device__ __forceinline__ void mbar_wait(uint64_t *b, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\n"
+        "wait_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra wait_%=;\n}\n" ::"r"(tc::smem_addr(b)),
+        "r"(parity)
+        : "memory");
+}
+
+template <int DV> __device__ __forceinline__ void mma_rs(float (&d)[DV / 8][4], const uint32_t (&a)[4], uint64_t db) {
+    if constexpr (DV == 128) mma_rs_n128(d, a, db);
+    else mma_rs_n64(d, a, db);
+}
+
+// S = Q Kᵀ of a warpgroup's 64 rows against the staged key tile: issued,
+// not waited for.
+__device__ __forceinline__ void issue_scores(float (&sc)[KT / 8][4], uint64_t qdesc, unsigned char *Ks) {
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; kk++)  // 16 dk columns = 32 bytes along the swizzled rows
+        mma_ss_n64(sc, qdesc + (uint64_t)(kk * 32 >> 4), descriptor(Ks + kk * 32, 16, 1024), kk > 0);
+    wg_commit();
+}
+
+// The online softmax of the scores (waited for), then O += P V issued with
+// the staged value tile, not waited for.
+template <int DV, typename Vis>
+__device__ __forceinline__ void softmax_then_pv(float (&sc)[KT / 8][4], float scale2, bool full, Vis vis,
+                                                float (&o)[DV / 8][4], float (&m)[2], float (&l)[2],
+                                                unsigned char *Vs) {
+    constexpr int NT = KT / 8;
+    tc::softmax_tile<NT, DV / 8>(sc, scale2, full, vis, o, m, l);
+    uint32_t pa[KT / 16][4];
+#pragma unroll
+    for (int t = 0; t < KT / 16; t++) tc::p_fragment<NT>(pa[t], sc, t);
+    pin(o);
+    wg_fence();
+#pragma unroll
+    for (int t = 0; t < KT / 16; t++)  // 16 keys = 16 rows of 128 bytes
+        mma_rs<DV>(o, pa[t], descriptor(Vs + t * 16 * 128, KT * 128, 1024));
+    wg_commit();
+}
+
+// What a warpgroup carries over the key tiles: its warp's 16 output rows in
+// the making (o in the accumulator layout, the base-2 running maxima m and
+// this lane's partial sums l of rows g and g + 8), and where its rows are.
+template <int DV> struct Rows {
+    float o[DV / 8][4];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    int r0;           // chunk row of this thread's row g
+    float scale2;     // scores to base 2
+    uint64_t qdesc;   // the warpgroup's 64 Q rows
+    __device__ Rows(unsigned char *Qs, int w0, float scale) {
+        const int wgi = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
+#pragma unroll
+        for (int t = 0; t < DV / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+        r0 = w0 + warp * 16 + (lane >> 2);
+        scale2 = scale * tc::kLog2e;
+        qdesc = descriptor(Qs + wgi * 64 * 128, 16, 1024);
+    }
+    // this warpgroup's tile: its softmax, then O += P V issued (the scores waited for)
+    template <typename Vis> __device__ void update(float (&sc)[KT / 8][4], bool full, Vis vis, unsigned char *Vs) {
+        softmax_then_pv<DV>(sc, scale2, full, vis, o, m, l, Vs);
+    }
+};
+#endif  // HK_WG_DEVICE
+
+// The block-synchronous kernel: NWG warpgroups copy each tile together,
+// meet at __syncthreads twice a tile, and compute. Three stages, so a
+// warpgroup need not wait for its P V product before the next tile (only
+// for the next S: wgmma groups complete in order). grid (query tiles of
+// 64 * NWG, nh, B), 128 * NWG threads. Arguments as tc::prefill_kernel.
+constexpr int kStages = 3;
+template <int NWG, int DV>
+__global__ void __launch_bounds__(128 * NWG, 1)
+    prefill_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
+                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
+                   int group, int M, int window, float scale) {
+#ifdef HK_WG_DEVICE
+    pdl_entry();
+    constexpr int STAGES = kStages;
+    using S = Smem<NWG, DV, STAGES>;
+    constexpr int NT = KT / 8, QT = S::QT;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qs = align1024(smem_raw);
+    unsigned char *stages = Qs + S::q_bytes;
+    const int wgi = threadIdx.x >> 7;  // this thread's warpgroup
+    tc::PrefillRows<DK, DV> rows(q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, blockIdx.z, blockIdx.y, group,
+                                 M, window);
+    const int len = rows.len, q0 = blockIdx.x * QT;
+    if (q0 >= len) return;
+    const int q1 = rows.take_rows(q0, QT), kend = rows.kend;
+    // this warpgroup's rows [w0, w1) (w1 <= w0: none, it still copies and meets the barriers)
+    const int w0 = q0 + wgi * 64, w1 = min(w0 + 64, len);
+
+    auto load_tile = [&](int kt, int s) {
+        unsigned char *Ks = stages + s * S::stage;
+        tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks});
+        tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); }, VLayout{Ks + S::k_bytes});
+        tc::cp_commit();
+    };
+    tc::stage_rows<DK>(QT, rows.vec, rows.qb, [&](int j) { return rows.query(q0 + j); }, KLayout{Qs});
+    int kt = rows.first_tile(0, KT, q0);
+    load_tile(kt, 0);  // commits Q's copies with the first tile's (a row sees itself: kt < kend)
+
+    Rows<DV> acc(Qs, w0, scale);
+
+    for (int s = 0; kt < kend; s = s + 1 == STAGES ? 0 : s + 1) {
+        const int next = rows.first_tile(kt + KT, KT, q0);
+        // its stage was last read two tiles ago: every warpgroup has waited for that P V since
+        if (next < kend) load_tile(next, s + 1 == STAGES ? 0 : s + 1);
+        else tc::cp_commit();                     // an empty group keeps the wait count uniform
+        tc::cp_wait<1>();                         // this tile's copies are done (the next may fly)
+        proxy_fence();
+        __syncthreads();
+        // a warpgroup skips a tile none of its rows can see (causal edge, or before its window)
+        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
+        float sc[NT][4];
+        unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
+        if (any) issue_scores(sc, acc.qdesc, Ks);
+        wg_wait0();  // this S and the previous tile's P V
+        pin(sc);
+        pin(acc.o);
+        if (any)
+            acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
+                       [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
+        __syncthreads();  // this stage is reloaded STAGES tiles on
+        kt = next;
+    }
+    wg_wait0();
+    pin(acc.o);
+    if (w0 < w1) tc::store_rows<DV / 8>(out, ldo, acc.o, acc.l, rows.s0, acc.r0, len, blockIdx.y * DV);
+#endif  // HK_WG_DEVICE
+}
+
+// The warp-specialized variant: one more warpgroup does all the copying and
+// hands stages over through mbarriers (full: its copies landed; empty:
+// every consumer thread is done with the stage), so the warpgroups meet no
+// block-wide barrier inside the loop and drift apart: one's softmax runs
+// while another's products do. A warpgroup releases a stage once the P V
+// product that read it has completed (at its next S wait).
+// The copying warpgroup gives registers to the others (setmaxnreg): it
+// needs few, the softmax and the accumulators many.
+// grid (query tiles of 64 * NWG, nh, B), 128 * (NWG + 1) threads.
+template <int NWG, int DV>
+__global__ void __launch_bounds__(128 * (NWG + 1), 1)
+    prefill_ws_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
+                      const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0,
+                      const int *cu, int group, int M, int window, float scale) {
+#ifdef HK_WG_DEVICE
+    pdl_entry();
+    constexpr int STAGES = kStages, CONSUMERS = 128 * NWG;
+    using S = Smem<NWG, DV, STAGES>;
+    constexpr int NT = KT / 8, QT = S::QT;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qs = align1024(smem_raw);
+    unsigned char *stages = Qs + S::q_bytes;
+    __shared__ uint64_t full[STAGES], empty[STAGES], qfull;
+    tc::PrefillRows<DK, DV> rows(q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, blockIdx.z, blockIdx.y, group,
+                                 M, window);
+    const int len = rows.len, q0 = blockIdx.x * QT;
+    if (q0 >= len) return;
+    const int q1 = rows.take_rows(q0, QT), kend = rows.kend;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; s++) mbar_init(&full[s], 128), mbar_init(&empty[s], CONSUMERS);
+        mbar_init(&qfull, 128);
+    }
+    __syncthreads();
+
+    // registers a thread at launch: 64K over the block, in steps of 8; the copier keeps 40
+    constexpr int kLaunchRegs = (65536 / (128 * (NWG + 1))) / 8 * 8 > 255 ? 255 : (65536 / (128 * (NWG + 1))) / 8 * 8;
+    constexpr int kConsumerRegs = ((65536 - 128 * 40) / CONSUMERS) / 8 * 8 > 240 ? 240
+                                                                                 : ((65536 - 128 * 40) / CONSUMERS) / 8 * 8;
+    if (threadIdx.x >= CONSUMERS) {  // the copying warpgroup
+        if (kLaunchRegs < 240) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        const int tid = threadIdx.x - CONSUMERS;
+        // a thread's plain stores (unaligned rows) are released by an ordinary arrival
+        auto arrive = [&](uint64_t *b) { rows.vec ? mbar_arrive_copies(b) : mbar_arrive(b); };
+        tc::stage_rows<DK>(QT, rows.vec, rows.qb, [&](int j) { return rows.query(q0 + j); }, KLayout{Qs}, tid, 128);
+        arrive(&qfull);
+        int i = 0;
+        for (int kt = rows.first_tile(0, KT, q0); kt < kend; kt = rows.first_tile(kt + KT, KT, q0), i++) {
+            const int s = i % STAGES;
+            mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);  // the first round finds every stage free
+            unsigned char *Ks = stages + s * S::stage;
+            tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid, 128);
+            tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                               VLayout{Ks + S::k_bytes}, tid, 128);
+            arrive(&full[s]);
+        }
+        return;
+    }
+
+    if (kLaunchRegs < 240) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+    const int wgi = threadIdx.x >> 7;  // this thread's warpgroup
+    const int w0 = q0 + wgi * 64, w1 = min(w0 + 64, len);  // this warpgroup's rows (none where w1 <= w0)
+    Rows<DV> acc(Qs, w0, scale);
+    mbar_wait(&qfull, 0);
+    int i = 0, prev = -1;
+    for (int kt = rows.first_tile(0, KT, q0); kt < kend; kt = rows.first_tile(kt + KT, KT, q0), i++) {
+        const int s = i % STAGES;
+        mbar_wait(&full[s], (i / STAGES) & 1);  // every warpgroup waits, so none runs ahead of the copies
+        proxy_fence();                          // the copies (generic proxy) before wgmma's reads (async proxy)
+        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
+        float sc[NT][4];
+        unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
+        if (any) issue_scores(sc, acc.qdesc, Ks);
+        wg_wait0();  // this S and the previous tile's P V (groups complete in order)
+        pin(sc);
+        pin(acc.o);
+        if (prev >= 0) mbar_arrive(&empty[prev]);  // the previous tile's stage is read no more
+        prev = s;
+        if (any)
+            acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
+                       [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
+    }
+    wg_wait0();
+    pin(acc.o);
+    if (w0 < w1) tc::store_rows<DV / 8>(out, ldo, acc.o, acc.l, rows.s0, acc.r0, len, blockIdx.y * DV);
+#endif  // HK_WG_DEVICE
+}
+
+}  // namespace wg
