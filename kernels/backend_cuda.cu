@@ -47,15 +47,17 @@
 // - Fused passes form the branch fusion inside the out_proj GEMV
 //   (hk_gemv_fuse_avg, the same bits as hk_fuse_norm_avg; HYMEVAL_FUSE_AVG=0:
 //   a kernel of its own; 3.55 -> 3.38 ms).
-// - HYMEVAL_SSM_STEP=1 (opt-in) runs the SSM branch after x_proj (dt/B/C
+// - Decode steps of at most 8 rows run the SSM branch after x_proj (dt/B/C
 //   norms, dt_proj, the scan step) as one kernel, hk_ssm_step, and in fused
-//   passes folds the conv into the x_proj GEMV (hk_gemv_conv) and that
+//   passes fold the conv into the x_proj GEMV (hk_gemv_conv) and that
 //   kernel. Not the same bits as the separate kernels (its dt dot product
-//   has its own order). Off by default: its first version walked each
-//   channel's dt_proj row with dependent loads and made the step slower
-//   (3.10 -> 3.38 ms); the rows are now staged in coalesced pieces, not yet
-//   timed.
+//   has its own order; test_backend holds it to the dtype's limit). Batch 1
+//   at 8k, H100: 3.179 -> 3.141 ms a step. Each block stages its channels'
+//   dt_proj rows once per sequence, so larger steps (batch 128: 128 times
+//   over) keep the separate kernels until timed. HYMEVAL_SSM_STEP=1: every
+//   decode step; =0: none.
 // - HYMEVAL_CUDA_PASS_TOKENS=N sets the rows per pass (tests force chunking).
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +188,7 @@ struct Impl {
     int fuse_rows;           // decode passes of up to this many rows run the fused GEMVs (0: never)
     bool fuse_norm;          // ... with the RMSNorms inside them too (HYMEVAL_FUSE_NORM=0: a separate kernel)
     bool rope_store;         // decode: RoPE writes k, v to the cache (HYMEVAL_ROPE_STORE=0: copy, rope, store)
-    bool ssm_step;           // decode: hk_ssm_step after x_proj (HYMEVAL_SSM_STEP=1; else norms, dt_proj, scan)
+    int ssm_step_rows;       // decode steps of at most this many rows: hk_ssm_step after x_proj (else norms, dt_proj, scan)
     bool fuse_avg;           // fused decode: out_proj forms the branch fusion (HYMEVAL_FUSE_AVG=0: its own kernel)
     cudaGraphExec_t graph_exec;
     GraphKey graph_key;
@@ -761,7 +763,7 @@ int pass_layers(Impl *im, const Pass &ps, Err *err) {
             char *xdb = (char *)im->xdb, *conv_x = proj + (size_t)sp.x * es;
             // decode: the norms, dt_proj and the scan step in one kernel (hk_ssm_step); fused, the x_proj
             // GEMV also forms the conv's output itself and hk_ssm_step then advances the conv state
-            const bool step = ps.decode && im->ssm_step && !observing(im), conv_in_gemv = step && fuse;
+            const bool step = ps.decode && T <= im->ssm_step_rows && !observing(im), conv_in_gemv = step && fuse;
             if (conv_in_gemv) {
                 if (prof_mark(im, PROF_PROJ, err)) return -1;
                 HKR(hk_gemv_conv(d, xdb, XDB, conv_x, rows, ps.table(l, 2), w.conv_w, w.conv_b, im->K, w.x_proj, I,
@@ -1242,8 +1244,8 @@ extern "C" Backend *backend_cuda_open(HymbaModel *m, Err *err) {
         im->fuse_norm = !(fn && strcmp(fn, "0") == 0);
         const char *rs = getenv("HYMEVAL_ROPE_STORE");
         im->rope_store = !(rs && strcmp(rs, "0") == 0);
-        const char *ss = getenv("HYMEVAL_SSM_STEP");  // opt-in: measured slower (see the top of the file)
-        im->ssm_step = ss && strcmp(ss, "1") == 0;
+        const char *ss = getenv("HYMEVAL_SSM_STEP");  // 1: every decode step, 0: none (see the top of the file)
+        im->ssm_step_rows = !ss ? 8 : strcmp(ss, "1") == 0 ? INT_MAX : strcmp(ss, "0") == 0 ? 0 : 8;
         const char *fa = getenv("HYMEVAL_FUSE_AVG");
         im->fuse_avg = !(fa && strcmp(fa, "0") == 0);
         if (im->dt == HK_BF16 && fuse_max > 0) {

@@ -81,7 +81,7 @@ for step in "${steps[@]}"; do
       } >"$out/switch_checks.log" 2>&1 ;;
     switches)
       # the switches timed against the default, twice each: HYMEVAL_PDL; HYMEVAL_ROPE_STORE,
-      # HYMEVAL_SSM_STEP (opt-in), HYMEVAL_FUSE_AVG (=0: the decode step's separate kernels);
+      # HYMEVAL_SSM_STEP (on up to 8 rows; =1 forces it at batch 128 too), HYMEVAL_FUSE_AVG (=0: the decode step's separate kernels);
       # HYMEVAL_GEMM_PLANS
       make_big
       { bench_with() { echo "== $1 $2"; env "$1" "$bin/hymeval" bench "$big" "${@:2}" --json 2>&1 | tr -d '\n'; echo; }

@@ -621,8 +621,9 @@ static void fused_decode(const std::string &name, HymbaModel *mb, Rng &rng, int 
 //   HYMEVAL_ROPE_STORE (on by default): new keys rotated straight into their
 //     cache slots (hk_rope_qk_store) against the staging copy, rotation and
 //     hk_kv_store (the same arithmetic: the same bits);
-//   HYMEVAL_SSM_STEP (opt-in): hk_ssm_step against the norms, dt_proj GEMM
-//     and scan (its own dot-product order: within the dtype's limit);
+//   HYMEVAL_SSM_STEP (on by default for steps of at most 8 rows): hk_ssm_step
+//     against the norms, dt_proj GEMM and scan (its own dot-product order:
+//     within the dtype's limit);
 //   HYMEVAL_FUSE_AVG (on by default): the branch fusion inside the out_proj
 //     GEMV against its own kernel (the same bits; BF16 one-row passes only).
 static void decode_switch(const std::string &name, HymbaModel *mf, HymbaModel *mb, Rng &rng, int len,
