@@ -414,8 +414,21 @@ template <int NWG, int DV, bool WS>
 int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
                   int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
-    using S = wg::Smem<NWG, DV, wg::kStages>;
+    using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages>;
     auto kern = WS ? wg::prefill_ws_kernel<NWG, DV> : wg::prefill_kernel<NWG, DV>;
+    if (WS) {  // its register hand-over assumes the count it was compiled for
+        static int regs = -1;
+        if (regs < 0) {
+            cudaFuncAttributes fa;
+            CUDA_CHECK(cudaFuncGetAttributes(&fa, kern));
+            regs = fa.numRegs;
+        }
+        if (regs != wg::ws_launch_regs(NWG) && wg::ws_launch_regs(NWG) < 240)
+            return hk_fail(HK_EINVAL, __FILE__, __LINE__,
+                           "attention: the warp-specialized kernel has %d registers a thread, not the %d its "
+                           "setmaxnreg hand-over needs (HYMEVAL_ATTN_WGMMA=1 or 0 avoids it)",
+                           regs, wg::ws_launch_regs(NWG));
+    }
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     dim3 grid(hk_cdiv(max_len, S::QT), nh, B);

@@ -251,6 +251,20 @@ __global__ void __launch_bounds__(128 * NWG, 1)
 #endif  // HK_WG_DEVICE
 }
 
+// Registers a thread of the warp-specialized kernel: at launch (64K over
+// the block's 128 (NWG + 1) threads, in steps of 8), for the copier, and for
+// the computing warpgroups after setmaxnreg (what the copier gives up; at
+// most 240). The launcher checks that the kernel got kLaunchRegs: with
+// fewer, setmaxnreg.inc would wait forever.
+constexpr int kWsStages = 4, kCopierRegs = 40;
+__host__ __device__ constexpr int ws_launch_regs(int nwg) {
+    return (65536 / (128 * (nwg + 1))) / 8 * 8 > 255 ? 255 : (65536 / (128 * (nwg + 1))) / 8 * 8;
+}
+__host__ __device__ constexpr int ws_consumer_regs(int nwg) {
+    return ((65536 - 128 * kCopierRegs) / (128 * nwg)) / 8 * 8 > 240 ? 240
+                                                                     : ((65536 - 128 * kCopierRegs) / (128 * nwg)) / 8 * 8;
+}
+
 // The warp-specialized variant: one more warpgroup does all the copying and
 // hands stages over through mbarriers (full: its copies landed; empty:
 // every consumer thread is done with the stage), so the warpgroups meet no
@@ -258,7 +272,9 @@ __global__ void __launch_bounds__(128 * NWG, 1)
 // while another's products do. A warpgroup releases a stage once the P V
 // product that read it has completed (at its next S wait).
 // The copying warpgroup gives registers to the others (setmaxnreg): it
-// needs few, the softmax and the accumulators many.
+// needs few, the softmax and the accumulators many. Four stages: a stage is
+// released only at the next tile's S wait, so the copier can run two tiles
+// ahead of the slowest warpgroup.
 // grid (query tiles of 64 * NWG, nh, B), 128 * (NWG + 1) threads.
 template <int NWG, int DV>
 __global__ void __launch_bounds__(128 * (NWG + 1), 1)
@@ -267,7 +283,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
                       const int *cu, int group, int M, int window, float scale) {
 #ifdef HK_WG_DEVICE
     pdl_entry();
-    constexpr int STAGES = kStages, CONSUMERS = 128 * NWG;
+    constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
     using S = Smem<NWG, DV, STAGES>;
     constexpr int NT = KT / 8, QT = S::QT;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -285,12 +301,9 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     }
     __syncthreads();
 
-    // registers a thread at launch: 64K over the block, in steps of 8; the copier keeps 40
-    constexpr int kLaunchRegs = (65536 / (128 * (NWG + 1))) / 8 * 8 > 255 ? 255 : (65536 / (128 * (NWG + 1))) / 8 * 8;
-    constexpr int kConsumerRegs = ((65536 - 128 * 40) / CONSUMERS) / 8 * 8 > 240 ? 240
-                                                                                 : ((65536 - 128 * 40) / CONSUMERS) / 8 * 8;
+    constexpr int kLaunchRegs = ws_launch_regs(NWG), kConsumerRegs = ws_consumer_regs(NWG);
     if (threadIdx.x >= CONSUMERS) {  // the copying warpgroup
-        if (kLaunchRegs < 240) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (kLaunchRegs < 240) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kCopierRegs));
         const int tid = threadIdx.x - CONSUMERS;
         // a thread's plain stores (unaligned rows) are released by an ordinary arrival
         auto arrive = [&](uint64_t *b) { rows.vec ? mbar_arrive_copies(b) : mbar_arrive(b); };
@@ -306,6 +319,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
                                VLayout{Ks + S::k_bytes}, tid, 128);
             arrive(&full[s]);
         }
+        tc::cp_wait<0>();  // no thread leaves with copies in flight
         return;
     }
 
