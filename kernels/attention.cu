@@ -415,7 +415,10 @@ int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
                   int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
     using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages>;
-    auto kern = WS ? wg::prefill_ws_kernel<NWG, DV> : wg::prefill_kernel<NWG, DV>;
+    auto kern = [] {  // only the kernel asked for is instantiated
+        if constexpr (WS) return wg::prefill_ws_kernel<NWG, DV>;
+        else return wg::prefill_kernel<NWG, DV>;
+    }();
     if (WS) {  // its register hand-over assumes the count it was compiled for
         static int regs = -1;
         if (regs < 0) {
