@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "generate.h"
+#include "git_rev.h"
 #include "jsonl.h"
 #include "loglik.h"
 #include "model.h"

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "git_rev.h"
 
 typedef struct {
     const char *name;

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "git_rev.h"
 #include "heatmap.h"
 #include "jsonl.h"
 #include "measure_view.h"
