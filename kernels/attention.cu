@@ -398,12 +398,19 @@ bool simt_forced() {
 // mma.sync kernel; 1 runs it on the block-synchronous wgmma kernel (three
 // warpgroups a block), 2 or 3 on the warp-specialized one (that many
 // computing warpgroups and one copying), where the build has them (sm_90a)
-// and dk = 64, dv = 64 or 128.
+// and dk = 64, dv = 64 or 128. The default is 3 where they are built: on
+// the H100 it was the fastest at Hymba-1.5B's window layers (S 8192:
+// 0.596 against mma.sync's 0.630 ms) and in the whole model (docs/PERFORMANCE.md).
+#ifdef HK_WGMMA
+constexpr int kWgmmaDefault = 3;
+#else
+constexpr int kWgmmaDefault = 0;
+#endif
 int g_wgmma = -1;
 int wgmma_setting() {
     if (g_wgmma < 0) {
         const char *e = getenv("HYMEVAL_ATTN_WGMMA");
-        g_wgmma = e ? atoi(e) : 0;
+        g_wgmma = e && *e ? atoi(e) : kWgmmaDefault;
     }
     return g_wgmma;
 }

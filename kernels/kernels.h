@@ -167,6 +167,7 @@ int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, in
    or 128 (other shapes stay on mma.sync), 1 the wgmma kernel whose three
    warpgroups copy and compute together, 2 or 3 the warp-specialized wgmma
    kernel (that many computing warpgroups, one copying warpgroup, mbarriers).
+   The default is 3 in builds that have the wgmma kernels, else 0;
    HYMEVAL_ATTN_WGMMA gives the initial setting; setting < 0 only asks.
    Returns the setting before the call. */
 int hk_attn_wgmma(int setting);

@@ -73,11 +73,13 @@ for step in "${steps[@]}"; do
       } >"$out/sanitizer.log" 2>&1 ;;
     switch_checks)
       # the opt-in or opt-out paths' checks: HYMEVAL_GEMM_PLANS=1 (no gain measured yet) and
-      # HYMEVAL_PDL=0 (programmatic dependent launch off); test_backend compares HYMEVAL_ROPE_STORE=0
+      # HYMEVAL_PDL=0 (programmatic dependent launch off), HYMEVAL_ATTN_WGMMA=0 (the mma.sync
+      # prefill attention, default before the wgmma kernels); test_backend compares HYMEVAL_ROPE_STORE=0
       # and HYMEVAL_SSM_STEP=0 with the default itself
       { HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
+        HYMEVAL_ATTN_WGMMA=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2  # the mma.sync prefill attention
       } >"$out/switch_checks.log" 2>&1 ;;
     switches)
       # the switches timed against the default, twice each: HYMEVAL_PDL; HYMEVAL_ROPE_STORE,

@@ -821,23 +821,24 @@ static void test_attn_prefill_cached(Rng &rng, const char *tag = "") {
 // kv_store of a packed prefill chunk and of one decode row, then decode
 // attention; the cache contents are checked against a host cache filled in
 // position order through the engine's own cache_slot().
-// The prefill checks with the kernels as set, then (BF16) on each wgmma
-// kernel (hk_attn_wgmma settings 1, 2, 3).
+// The prefill checks on the mma.sync kernel (hk_attn_wgmma setting 0, the
+// only one of builds without wgmma), then (BF16) on each wgmma kernel
+// (settings 1, 2, 3; 3 is the default where built).
 static void test_attn_prefill_all(Rng &rng) {
+    const int was = hk_attn_wgmma(0);
     test_attn_prefill(rng);
     test_attn_prefill_cached(rng);
     if (hk_attn_wgmma_built()) {  // the wgmma prefill, each block size, on the same cases
-        const int was = hk_attn_wgmma(-1);
         for (int nwg : {1, 2, 3}) {
             hk_attn_wgmma(nwg);
             std::string tag = fmt(" wg%d", nwg);
             test_attn_prefill(rng, tag.c_str());
             test_attn_prefill_cached(rng, tag.c_str());
         }
-        hk_attn_wgmma(was);
     } else {
         printf("attn_prefill  wgmma: not in this build (sm_90a only)\n");
     }
+    hk_attn_wgmma(was);
 }
 
 static void test_attn_decode(Rng &rng) {
