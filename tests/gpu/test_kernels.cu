@@ -818,9 +818,6 @@ static void test_attn_prefill_cached(Rng &rng, const char *tag = "") {
         }
 }
 
-// kv_store of a packed prefill chunk and of one decode row, then decode
-// attention; the cache contents are checked against a host cache filled in
-// position order through the engine's own cache_slot().
 // The prefill checks on the mma.sync kernel (hk_attn_wgmma setting 0, the
 // only one of builds without wgmma), then (BF16) on each wgmma kernel
 // (settings 1, 2, 3; 3 is the default where built).
@@ -841,6 +838,9 @@ static void test_attn_prefill_all(Rng &rng) {
     hk_attn_wgmma(was);
 }
 
+// kv_store of a packed prefill chunk and of one decode row, then decode
+// attention; the cache contents are checked against a host cache filled in
+// position order through the engine's own cache_slot().
 static void test_attn_decode(Rng &rng) {
     struct Case { std::vector<int> pos; int nh, nkv, dk, dv, M, W; };
     std::vector<Case> cases = {
