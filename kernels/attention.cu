@@ -14,6 +14,7 @@
 // head. BF16 otherwise runs on the tensor cores (attention_tc.cuh,
 // namespace tc). dk, dv are
 // template parameters so the loops unroll.
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -398,7 +399,9 @@ bool simt_forced() {
 // mma.sync kernel; 1 runs it on the block-synchronous wgmma kernel (three
 // warpgroups a block), 2 or 3 on the warp-specialized one (that many
 // computing warpgroups and one copying), where the build has them (sm_90a)
-// and dk = 64, dv = 64 or 128. The default is 3 where they are built: on
+// and dk = 64, dv = 64 or 128; 4 or 5 on the persistent form of the
+// warp-specialized one (3 or 2 computing warpgroups; untimed). The default
+// is 3 where they are built: on
 // the H100 it was the fastest at Hymba-1.5B's window layers (S 8192:
 // 0.596 against mma.sync's 0.630 ms) and in the whole model (docs/PERFORMANCE.md).
 #ifdef HK_WGMMA
@@ -416,14 +419,18 @@ int wgmma_setting() {
 }
 
 #ifdef HK_WGMMA
-// WS: the warp-specialized kernel (one more warpgroup, the copier), else the block-synchronous one.
-template <int NWG, int DV, bool WS>
+// The wgmma kernels. WS: the warp-specialized kernel (one more warpgroup,
+// the copier), else the block-synchronous one; PERSIST (with WS): its
+// persistent form, one block an SM walking the query tiles.
+template <int NWG, int DV, bool WS, bool PERSIST = false>
 int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
                   int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
-    using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages>;
+    static_assert(WS || !PERSIST, "the persistent form is warp-specialized");
+    using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages, PERSIST ? 2 : 1>;
     auto kern = [] {  // only the kernel asked for is instantiated
-        if constexpr (WS) return wg::prefill_ws_kernel<NWG, DV>;
+        if constexpr (PERSIST) return wg::prefill_ws_persistent_kernel<NWG, DV>;
+        else if constexpr (WS) return wg::prefill_ws_kernel<NWG, DV>;
         else return wg::prefill_kernel<NWG, DV>;
     }();
     if (WS) {  // its register hand-over assumes the count it was compiled for
@@ -441,9 +448,17 @@ int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int
     }
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::bytes));
     CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    dim3 grid(hk_cdiv(max_len, S::QT), nh, B);
-    CUDA_CHECK(hk_launch(kern, grid, 128 * (NWG + (WS ? 1 : 0)), S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv,
-                         kc, ldkc, vc, ldvc, pos0, cu, group, M, window, scale));
+    const int threads = 128 * (NWG + (WS ? 1 : 0)), ntq = hk_cdiv(max_len, S::QT);
+    if constexpr (PERSIST) {
+        const long items = (long)ntq * nh * B;
+        ARG_CHECK(items <= INT_MAX);
+        const int grid = (int)(items < sm_count() ? items : sm_count());
+        CUDA_CHECK(hk_launch(kern, grid, threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
+                             ldvc, pos0, cu, group, M, window, scale, ntq, nh, B));
+    } else {
+        CUDA_CHECK(hk_launch(kern, dim3(ntq, nh, B), threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc,
+                             ldkc, vc, ldvc, pos0, cu, group, M, window, scale));
+    }
     return 0;
 }
 #endif
@@ -473,10 +488,13 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
             if (set == 1)
                 return prefill_wgmma<3, DV, false>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B,
                                                    max_len, nh, group, M, window, scale, stream);
-            if (set == 2 || set == 3)
-                return (set == 2 ? prefill_wgmma<2, DV, true> : prefill_wgmma<3, DV, true>)(
-                    out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh, group, M, window,
-                    scale, stream);
+            if (set >= 2 && set <= 5)
+                return (set == 2   ? prefill_wgmma<2, DV, true>
+                        : set == 3 ? prefill_wgmma<3, DV, true>
+                        : set == 4 ? prefill_wgmma<3, DV, true, true>
+                                   : prefill_wgmma<2, DV, true, true>)(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
+                                                                       ldvc, pos0, cu, B, max_len, nh, group, M,
+                                                                       window, scale, stream);
         }
 #endif
         if (!simt_forced())  // tensor cores

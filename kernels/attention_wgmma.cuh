@@ -27,13 +27,13 @@ namespace wg {
 constexpr int KT = 64;  // keys per tile
 constexpr int DK = 64;  // one 128-byte row of Q or K
 
-template <int NWG, int DV, int STAGES> struct Smem {
+template <int NWG, int DV, int STAGES, int QBUF = 1> struct Smem {
     static constexpr int QT = 64 * NWG;                    // query rows per block
-    static constexpr int q_bytes = QT * 128;               // Q: [QT][64]
+    static constexpr int q_bytes = QT * 128;               // Q: [QT][64] (QBUF of them)
     static constexpr int k_bytes = KT * 128;               // K: [KT][64]
     static constexpr int v_block = KT * 128;               // V: DV / 64 blocks of [KT][64]
     static constexpr int stage = k_bytes + (DV / 64) * v_block;
-    static constexpr size_t bytes = (size_t)q_bytes + STAGES * stage + 1024;  // + alignment of the base to 1024
+    static constexpr size_t bytes = (size_t)QBUF * q_bytes + STAGES * stage + 1024;  // + alignment of the base to 1024
 };
 
 // The dynamic shared memory's first 1024-byte boundary (Smem reserves the room).
@@ -367,6 +367,122 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     wg_wait0();
     pin(acc.o);
     if (w0 < w1) tc::store_rows<DV / 8>(out, ldo, acc.o, acc.l, rows.s0, acc.r0, len, blockIdx.y * DV);
+#endif  // HK_WG_DEVICE
+}
+
+// The persistent form of the warp-specialized kernel: one block an SM takes
+// query tiles (of any head and sequence) in turn, so the copier loads the
+// next tile's Q and first keys while the computing warpgroups finish the
+// current one, and no block's start-up or tail runs on an idle SM (the
+// one-block kernel above runs one block an SM: its registers fill the SM).
+// Q is double-buffered (qfull / qempty, as full / empty for the key
+// stages); the key stages and their barriers run on across tiles. Work item
+// w is query tile ntq - 1 - w / (nh B) (the tiles with the most keys first),
+// head w % nh, sequence (w / nh) % B; block c takes items c, c + grid, ...
+// Both roles walk the same items and skip the same empty ones.
+// grid (min(items, SMs)), 128 * (NWG + 1) threads.
+template <int NWG, int DV>
+__global__ void __launch_bounds__(128 * (NWG + 1), 1)
+    prefill_ws_persistent_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v,
+                                 int ldv, const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc,
+                                 const int *pos0, const int *cu, int group, int M, int window, float scale, int ntq,
+                                 int nh, int nseq) {
+#ifdef HK_WG_DEVICE
+    pdl_entry();
+    constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
+    using S = Smem<NWG, DV, STAGES, 2>;
+    constexpr int NT = KT / 8, QT = S::QT;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *Qbuf = align1024(smem_raw);  // [2][QT][64]
+    unsigned char *stages = Qbuf + 2 * S::q_bytes;
+    __shared__ uint64_t full[STAGES], empty[STAGES], qfull[2], qempty[2];
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; s++) mbar_init(&full[s], 128), mbar_init(&empty[s], CONSUMERS);
+        for (int s = 0; s < 2; s++) mbar_init(&qfull[s], 128), mbar_init(&qempty[s], CONSUMERS);
+    }
+    __syncthreads();
+    const int per_tile = nh * nseq, items = ntq * per_tile;
+    // item w's rows (query tile qt of head `head` of sequence b); false where the tile is past the sequence
+    auto take = [&](int w, tc::PrefillRows<DK, DV> &rows, int &q0) {
+        q0 = (ntq - 1 - w / per_tile) * QT;
+        if (q0 >= rows.len) return false;
+        rows.take_rows(q0, QT);
+        return true;
+    };
+    auto rows_of = [&](int w) {
+        const int r = w % per_tile;
+        return tc::PrefillRows<DK, DV>(q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, r / nh, r % nh, group, M,
+                                       window);
+    };
+
+    constexpr int kLaunchRegs = ws_launch_regs(NWG), kConsumerRegs = ws_consumer_regs(NWG);
+    if (threadIdx.x >= CONSUMERS) {  // the copying warpgroup
+        if (kLaunchRegs < 240) asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kCopierRegs));
+        const int tid = threadIdx.x - CONSUMERS;
+        int i = 0, n = 0;  // key stages filled, items taken
+        for (int w = blockIdx.x; w < items; w += gridDim.x) {
+            tc::PrefillRows<DK, DV> rows = rows_of(w);
+            int q0;
+            if (!take(w, rows, q0)) continue;
+            auto arrive = [&](uint64_t *b) { rows.vec ? mbar_arrive_copies(b) : mbar_arrive(b); };
+            const int qb = n & 1;
+            mbar_wait(&qempty[qb], ((n >> 1) & 1) ^ 1);  // the first use of each buffer finds it free
+            tc::stage_rows<DK>(QT, rows.vec, rows.qb, [&](int j) { return rows.query(q0 + j); },
+                               KLayout{Qbuf + qb * S::q_bytes}, tid, 128);
+            arrive(&qfull[qb]);
+            for (int kt = rows.first_tile(0, KT, q0); kt < rows.kend; kt = rows.first_tile(kt + KT, KT, q0), i++) {
+                const int s = i % STAGES;
+                mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);
+                unsigned char *Ks = stages + s * S::stage;
+                tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid,
+                                   128);
+                tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                                   VLayout{Ks + S::k_bytes}, tid, 128);
+                arrive(&full[s]);
+            }
+            n++;
+        }
+        tc::cp_wait<0>();  // no thread leaves with copies in flight
+        return;
+    }
+
+    if (kLaunchRegs < 240) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+    const int wgi = threadIdx.x >> 7;  // this thread's warpgroup
+    int i = 0, n = 0;
+    for (int w = blockIdx.x; w < items; w += gridDim.x) {
+        tc::PrefillRows<DK, DV> rows = rows_of(w);
+        int q0;
+        if (!take(w, rows, q0)) continue;
+        const int len = rows.len, qb = n & 1;
+        const int w0 = q0 + wgi * 64, w1 = min(w0 + 64, len);  // this warpgroup's rows (none where w1 <= w0)
+        Rows<DV> acc(Qbuf + qb * S::q_bytes, w0, scale);
+        mbar_wait(&qfull[qb], (n >> 1) & 1);
+        int prev = -1;
+        for (int kt = rows.first_tile(0, KT, q0); kt < rows.kend; kt = rows.first_tile(kt + KT, KT, q0), i++) {
+            const int s = i % STAGES;
+            mbar_wait(&full[s], (i / STAGES) & 1);
+            proxy_fence();  // the copies (generic proxy) before wgmma's reads (async proxy)
+            const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
+            float sc[NT][4];
+            unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
+            if (any) issue_scores(sc, acc.qdesc, Ks);
+            wg_wait0();  // this S and the previous tile's P V
+            pin(sc);
+            pin(acc.o);
+            if (prev >= 0) mbar_arrive(&empty[prev]);
+            prev = s;
+            if (any)
+                acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
+                           [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
+        }
+        wg_wait0();  // every product of this item is done: its last stage and its Q are read no more
+        pin(acc.o);
+        if (prev >= 0) mbar_arrive(&empty[prev]);
+        mbar_arrive(&qempty[qb]);
+        if (w0 < w1)
+            tc::store_rows<DV / 8>(out, ldo, acc.o, acc.l, rows.s0, acc.r0, len, (w % per_tile % nh) * DV);
+        n++;
+    }
 #endif  // HK_WG_DEVICE
 }
 
