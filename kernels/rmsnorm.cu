@@ -6,9 +6,16 @@
 #include "hk_common.cuh"
 
 // One block per row, hk_norm_threads(n) threads (the sum's order depends on
-// it: see hk_common.cuh). Each thread touches the same elements in both
+// it: see hk_common.cuh). Thread t owns columns t, t + nt, ... in both
 // passes, so out may alias x (in place) without a race.
-template <typename T, bool ADD>
+//
+// K > 0 (rows of at most K * nt columns, every prefill row of a real model):
+// the thread's K elements are loaded together into registers, summed in
+// column order, and written from the registers. The loop form (K = 0) waits
+// on each load in turn (h, x and out may alias, so the compiler cannot hoist
+// them) and reads the row twice; this one keeps K loads in flight and reads
+// it once. Both give the same bits: the same elements, the same FMA order.
+template <typename T, bool ADD, int K>
 __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int ldx, const T *w, int n, float eps) {
     pdl_entry();
     __shared__ float scratch[32];
@@ -16,24 +23,62 @@ __global__ void rmsnorm_kernel(T *out, int ldo, T *h, int ldh, const T *x, int l
     const T *xr = x + r * ldx;
     T *hr = ADD ? h + r * ldh : nullptr;
     T *outr = out + r * ldo;
+    const int nt = blockDim.x;
     float ss[1] = {0.0f};
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v;
-        if (ADD) {
-            v = ldf(hr + i) + ldf(xr + i);
-            stf(hr + i, v);
-            v = act<T>(v);  // the stored (rounded) value is what gets normalised
-        } else {
-            v = ldf(xr + i);
+    if constexpr (K > 0) {
+        float v[K];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * nt;
+            v[k] = i < n ? (ADD ? ldf(hr + i) + ldf(xr + i) : ldf(xr + i)) : 0.0f;
         }
-        ss[0] = fmaf(v, v, ss[0]);  // explicit: the fused kernels repeat this sum bit for bit
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * nt;
+            if (i < n) {
+                if (ADD) {
+                    stf(hr + i, v[k]);
+                    v[k] = act<T>(v[k]);  // the stored (rounded) value is what gets normalised
+                }
+                ss[0] = fmaf(v[k], v[k], ss[0]);
+            }
+        }
+        block_sum<1>(ss, scratch);
+        const float inv = 1.0f / sqrtf(ss[0] / (float)n + eps);
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int i = threadIdx.x + k * nt;
+            if (i < n) stf(outr + i, w ? ldf(w + i) * (v[k] * inv) : v[k] * inv);
+        }
+    } else {  // the loop form
+        for (int i = threadIdx.x; i < n; i += nt) {
+            float v;
+            if (ADD) {
+                v = ldf(hr + i) + ldf(xr + i);
+                stf(hr + i, v);
+                v = act<T>(v);
+            } else {
+                v = ldf(xr + i);
+            }
+            ss[0] = fmaf(v, v, ss[0]);  // explicit: the fused kernels repeat this sum bit for bit
+        }
+        block_sum<1>(ss, scratch);
+        float inv = 1.0f / sqrtf(ss[0] / (float)n + eps);
+        for (int i = threadIdx.x; i < n; i += nt) {
+            float v = ADD ? ldf(hr + i) : ldf(xr + i);
+            stf(outr + i, w ? ldf(w + i) * (v * inv) : v * inv);
+        }
     }
-    block_sum<1>(ss, scratch);
-    float inv = 1.0f / sqrtf(ss[0] / (float)n + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = ADD ? ldf(hr + i) : ldf(xr + i);
-        stf(outr + i, w ? ldf(w + i) * (v * inv) : v * inv);
-    }
+}
+
+// The register-held form for rows of up to 8 (16) elements a thread, else the loop.
+template <typename T, bool ADD>
+static cudaError_t rmsnorm_rows(cudaStream_t stream, int rows, T *out, int ldo, T *h, int ldh, const T *x, int ldx,
+                                const T *w, int n, float eps) {
+    const int nt = hk_norm_threads(n);
+    void (*kern)(T *, int, T *, int, const T *, int, const T *, int, float) =
+        n <= 8 * nt ? rmsnorm_kernel<T, ADD, 8> : n <= 16 * nt ? rmsnorm_kernel<T, ADD, 16> : rmsnorm_kernel<T, ADD, 0>;
+    return hk_launch(kern, rows, nt, 0, stream, out, ldo, h, ldh, x, ldx, w, n, eps);
 }
 
 // Three column segments of each row, normalised each with its own weight
@@ -81,8 +126,7 @@ static int rmsnorm_launch(void *out, int ldo, const void *x, int ldx, const void
                           cudaStream_t stream) {
     ARG_CHECK(out && x && rows >= 0 && n > 0 && ldo >= n && ldx >= n);
     if (rows == 0) return 0;
-    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, false>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, nullptr, 0,
-                         (const T *)x, ldx, (const T *)w, n, eps));
+    CUDA_CHECK((rmsnorm_rows<T, false>(stream, rows, (T *)out, ldo, nullptr, 0, (const T *)x, ldx, (const T *)w, n, eps)));
     return 0;
 }
 
@@ -91,8 +135,7 @@ static int add_rmsnorm_launch(void *h, int ldh, const void *x, int ldx, void *ou
                               int n, float eps, cudaStream_t stream) {
     ARG_CHECK(h && x && out && rows >= 0 && n > 0 && ldh >= n && ldx >= n && ldo >= n);
     if (rows == 0) return 0;
-    CUDA_CHECK(hk_launch(rmsnorm_kernel<T, true>, rows, hk_norm_threads(n), 0, stream, (T *)out, ldo, (T *)h, ldh,
-                         (const T *)x, ldx, (const T *)w, n, eps));
+    CUDA_CHECK((rmsnorm_rows<T, true>(stream, rows, (T *)out, ldo, (T *)h, ldh, (const T *)x, ldx, (const T *)w, n, eps)));
     return 0;
 }
 
