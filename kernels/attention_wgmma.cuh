@@ -196,9 +196,24 @@ template <int DV> struct Rows {
         scale2 = scale * tc::kLog2e;
         qdesc = descriptor(Qs + wgi * 64 * 128, 16, 1024);
     }
-    // this warpgroup's tile: its softmax, then O += P V issued (the scores waited for)
-    template <typename Vis> __device__ void update(float (&sc)[KT / 8][4], bool full, Vis vis, unsigned char *Vs) {
-        softmax_then_pv<DV>(sc, scale2, full, vis, o, m, l, Vs);
+    // One key tile [kt, kt + KT) staged at Ks (keys) and Vs (values) for this
+    // warpgroup's rows [w0, w1): S issued, waited for with the previous
+    // tile's P V, then release() (that product's stage is read no more), the
+    // softmax, and O += P V issued. A warpgroup skips a tile none of its rows
+    // can see (causal edge, or before its window), but still waits.
+    template <typename Release>
+    __device__ void tile(const tc::PrefillRows<DK, DV> &rows, int kt, int w0, int w1, unsigned char *Ks,
+                         unsigned char *Vs, Release release) {
+        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
+        float sc[KT / 8][4];
+        if (any) issue_scores(sc, qdesc, Ks);
+        wg_wait0();  // this S and the previous tile's P V (groups complete in order)
+        pin(sc);
+        pin(o);
+        release();
+        if (any)
+            softmax_then_pv<DV>(sc, scale2, rows.all_visible(kt, KT, w0, w1, 64),
+                                [&](int h, int col) { return rows.visible(r0 + 8 * h, kt + col); }, o, m, l, Vs);
     }
 };
 #endif  // HK_WG_DEVICE
@@ -218,7 +233,7 @@ __global__ void __launch_bounds__(128 * NWG, 1)
     pdl_entry();
     constexpr int STAGES = kStages;
     using S = Smem<NWG, DV, STAGES>;
-    constexpr int NT = KT / 8, QT = S::QT;
+    constexpr int QT = S::QT;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qs = align1024(smem_raw);
     unsigned char *stages = Qs + S::q_bytes;
@@ -251,17 +266,8 @@ __global__ void __launch_bounds__(128 * NWG, 1)
         tc::cp_wait<1>();                         // this tile's copies are done (the next may fly)
         proxy_fence();
         __syncthreads();
-        // a warpgroup skips a tile none of its rows can see (causal edge, or before its window)
-        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
-        float sc[NT][4];
-        unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
-        if (any) issue_scores(sc, acc.qdesc, Ks);
-        wg_wait0();  // this S and the previous tile's P V
-        pin(sc);
-        pin(acc.o);
-        if (any)
-            acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
-                       [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
+        unsigned char *Ks = stages + s * S::stage;
+        acc.tile(rows, kt, w0, w1, Ks, Ks + S::k_bytes, [] {});
         __syncthreads();  // this stage is reloaded STAGES tiles on
         kt = next;
     }
@@ -303,7 +309,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
     using S = Smem<NWG, DV, STAGES>;
-    constexpr int NT = KT / 8, QT = S::QT;
+    constexpr int QT = S::QT;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qs = align1024(smem_raw);
     unsigned char *stages = Qs + S::q_bytes;
@@ -351,18 +357,11 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
         const int s = i % STAGES;
         mbar_wait(&full[s], (i / STAGES) & 1);  // every warpgroup waits, so none runs ahead of the copies
         proxy_fence();                          // the copies (generic proxy) before wgmma's reads (async proxy)
-        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
-        float sc[NT][4];
-        unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
-        if (any) issue_scores(sc, acc.qdesc, Ks);
-        wg_wait0();  // this S and the previous tile's P V (groups complete in order)
-        pin(sc);
-        pin(acc.o);
-        if (prev >= 0) mbar_arrive(&empty[prev]);  // the previous tile's stage is read no more
+        unsigned char *Ks = stages + s * S::stage;
+        acc.tile(rows, kt, w0, w1, Ks, Ks + S::k_bytes, [&] {
+            if (prev >= 0) mbar_arrive(&empty[prev]);  // the previous tile's stage is read no more
+        });
         prev = s;
-        if (any)
-            acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
-                       [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
     }
     wg_wait0();
     pin(acc.o);
@@ -391,7 +390,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
     using S = Smem<NWG, DV, STAGES, 2>;
-    constexpr int NT = KT / 8, QT = S::QT;
+    constexpr int QT = S::QT;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char *Qbuf = align1024(smem_raw);  // [2][QT][64]
     unsigned char *stages = Qbuf + 2 * S::q_bytes;
@@ -462,18 +461,11 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
             const int s = i % STAGES;
             mbar_wait(&full[s], (i / STAGES) & 1);
             proxy_fence();  // the copies (generic proxy) before wgmma's reads (async proxy)
-            const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
-            float sc[NT][4];
-            unsigned char *Ks = stages + s * S::stage, *Vs = Ks + S::k_bytes;
-            if (any) issue_scores(sc, acc.qdesc, Ks);
-            wg_wait0();  // this S and the previous tile's P V
-            pin(sc);
-            pin(acc.o);
-            if (prev >= 0) mbar_arrive(&empty[prev]);
+            unsigned char *Ks = stages + s * S::stage;
+            acc.tile(rows, kt, w0, w1, Ks, Ks + S::k_bytes, [&] {
+                if (prev >= 0) mbar_arrive(&empty[prev]);
+            });
             prev = s;
-            if (any)
-                acc.update(sc, rows.all_visible(kt, KT, w0, w1, 64),
-                           [&](int h, int col) { return rows.visible(acc.r0 + 8 * h, kt + col); }, Vs);
         }
         wg_wait0();  // every product of this item is done: its last stage and its Q are read no more
         pin(acc.o);
