@@ -343,6 +343,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
                                VLayout{Ks + S::k_bytes}, tid, 128);
             arrive(&full[s]);
         }
+        tc::cp_commit();  // (the copies were never committed: the barriers tracked them)
         tc::cp_wait<0>();  // no thread leaves with copies in flight
         return;
     }
@@ -441,6 +442,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
             }
             n++;
         }
+        tc::cp_commit();  // (the copies were never committed: the barriers tracked them)
         tc::cp_wait<0>();  // no thread leaves with copies in flight
         return;
     }
