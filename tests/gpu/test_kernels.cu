@@ -20,7 +20,7 @@
 // sequence of separate GPU kernels they replace, which they must match bit
 // for bit ("bits": the count of differing elements must be 0).
 //
-// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan | --attn]
+// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan | --attn | --attn-profile]
 //   --small: small shapes, for the sanitizers; --bench: also time the
 //   kernels at Hymba-1.5B shapes (BF16; no reference, timings only);
 //   --bench-only: the timings without the checks; --bench-scan: the scan's
@@ -1472,6 +1472,26 @@ static void bench_attn_prefill(Rng &rng, int S) {
     hk_attn_wgmma(was);
 }
 
+// For a profiler (ncu -k regex:prefill): the BF16 prefill attention at
+// S = 8192 under the current setting, three launches with the window, then
+// three global; nothing else is launched but the inputs' uploads.
+static void profile_attn_prefill(Rng &rng) {
+    const int S = 8192, nh = 25, nkv = 5, dk = 64, dv = 128, M = 128;
+    std::vector<int> cu = {0, S};
+    int *cud = upload_int(cu);
+    const int ldp = nh * dk + nkv * dk + nkv * dv;
+    Vec r = rand_vec(rng, (size_t)S * ldp, -1, 1);
+    char *proj = (char *)upload(HK_BF16, r);
+    void *att = dmalloc((size_t)S * nh * dv * 2);
+    for (int w : {1024, 0})
+        for (int i = 0; i < 3; i++)
+            LAUNCH(hk_attn_prefill(HK_BF16, att, nh * dv, proj, ldp, proj + 2 * nh * dk, ldp,
+                                   proj + 2 * (nh + nkv) * dk, ldp, cud, 1, S, nh, nkv, dk, dv, M, w, 0.125f, g_stream));
+    CK(cudaStreamSynchronize(g_stream));
+    printf("attn profile: setting %d, S=%d, window 1024 x3 then global x3\n", hk_attn_wgmma(-1), S);
+    free_all();
+}
+
 static void bench(Rng &rng) {
     const hk_dtype d = HK_BF16;
     const int S = 4096, H = 1600, I = 3200, nh = 25, nkv = 5, dk = 64, dv = 128, N = 16, M = 128, W = 1024;
@@ -1633,15 +1653,16 @@ static void bench(Rng &rng) {
 // ------------------------------------------------------------------ main
 
 int main(int argc, char **argv) {
-    bool do_bench = false, only_bench = false, only_scan = false, only_attn = false;
+    bool do_bench = false, only_bench = false, only_scan = false, only_attn = false, only_profile = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0) g_small = true;
         else if (strcmp(argv[i], "--bench-scan") == 0) only_scan = true;
         else if (strcmp(argv[i], "--attn") == 0) only_attn = true;
+        else if (strcmp(argv[i], "--attn-profile") == 0) only_profile = true;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = true;
         else if (strcmp(argv[i], "--bench-only") == 0) do_bench = only_bench = true;
         else {
-            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan | --attn]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan | --attn | --attn-profile]\n", argv[0]);
             return 2;
         }
     }
@@ -1663,6 +1684,11 @@ int main(int argc, char **argv) {
         bench_scan_only(rng);
         CK(cudaStreamDestroy(g_stream));
         return g_failures ? 1 : 0;
+    }
+    if (only_profile) {
+        profile_attn_prefill(rng);
+        CK(cudaStreamDestroy(g_stream));
+        return 0;
     }
     if (only_attn) {  // the prefill attention's checks, then its timings
         test_attn_prefill_all(rng);
