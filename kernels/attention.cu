@@ -400,12 +400,13 @@ bool simt_forced() {
 // warpgroups a block), 2 or 3 on the warp-specialized one (that many
 // computing warpgroups and one copying), where the build has them (sm_90a)
 // and dk = 64, dv = 64 or 128; 4 or 5 on the persistent form of the
-// warp-specialized one (3 or 2 computing warpgroups; untimed). The default
-// is 3 where they are built: on
-// the H100 it was the fastest at Hymba-1.5B's window layers (S 8192:
-// 0.596 against mma.sync's 0.630 ms) and in the whole model (docs/PERFORMANCE.md).
+// warp-specialized one (3 or 2 computing warpgroups). The default is 4
+// where they are built: on the H100 it was the fastest at Hymba-1.5B's
+// window layers (S 8192: 0.582 ms against 0.599 for 3 and 0.637 for
+// mma.sync), its global layers (1.868 against 1.965 and 2.056 ms) and in
+// the whole model (docs/PERFORMANCE.md).
 #ifdef HK_WGMMA
-constexpr int kWgmmaDefault = 3;
+constexpr int kWgmmaDefault = 4;
 #else
 constexpr int kWgmmaDefault = 0;
 #endif

@@ -166,8 +166,10 @@ int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, in
    0 the mma.sync kernel; on Hopper builds (sm_90a), for dk = 64 and dv = 64
    or 128 (other shapes stay on mma.sync), 1 the wgmma kernel whose three
    warpgroups copy and compute together, 2 or 3 the warp-specialized wgmma
-   kernel (that many computing warpgroups, one copying warpgroup, mbarriers).
-   The default is 3 in builds that have the wgmma kernels, else 0;
+   kernel (that many computing warpgroups, one copying warpgroup, mbarriers),
+   4 or 5 its persistent form (3 or 2 computing warpgroups, one block an SM
+   walking the query tiles). The default is 4 in builds that have the wgmma
+   kernels, else 0;
    HYMEVAL_ATTN_WGMMA gives the initial setting; setting < 0 only asks.
    Returns the setting before the call. */
 int hk_attn_wgmma(int setting);

@@ -455,7 +455,7 @@ static void test_rmsnorm3(Rng &rng) {
 
 static void test_fuse(Rng &rng) {
     struct Case { int rows, n; };
-    std::vector<Case> cases = {{5, 3200}, {9, 100}, {1, 32}, {2, 5000}};  // 5000: the loop form
+    std::vector<Case> cases = {{5, 3200}, {9, 100}, {1, 32}, {2, 5000}};
     if (g_small) cases = {{3, 100}};
     const float eps = 1e-6f;
     for (hk_dtype d : kDtypes)
