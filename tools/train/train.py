@@ -12,6 +12,10 @@ long haystack they are a few tokens among thousands. Batches group sequences
 of similar length (padding at the end, masked out of the loss: causal
 attention and the causal scan never let a pad reach an earlier position).
 
+The batches are planned from the data, the batch options and --seed alone
+(lengths bucketed, then shuffled), so --steps N trains the same N batches on
+any machine; --time-limit stops wherever the clock runs out.
+
 AdamW, linear warm-up then cosine decay to 10%, gradient clipping, BF16
 autocast on CUDA (FP32 on the CPU; the scan state is FP32 either way).
 Every --save-every seconds and at the end (or at --time-limit) it writes
@@ -142,6 +146,12 @@ def main():
     ap.add_argument("--time-limit", type=float, default=0, help="stop (saving) after this many seconds; 0: none")
     ap.add_argument("--schedule-seconds", type=float, default=0,
                     help="training seconds (over all --resume runs) the cosine decay spans; 0: steps only")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train the first N batches of the plan and stop (0: the whole plan); with it the run "
+                         "is the same on any machine, where --time-limit depends on its speed")
+    ap.add_argument("--schedule-steps", type=int, default=0,
+                    help="steps the cosine decay spans (0: the steps trained); more than --steps leaves the "
+                         "learning rate where a longer run would be at that step")
     ap.add_argument("--context-weight", type=float, default=1.0,
                     help="loss weight of the tokens before the answer (a haystack of repeated filler teaches "
                          "little once learned; < 1 lets the answers dominate the gradient)")
@@ -184,6 +194,11 @@ def main():
     for epoch in range(math.ceil(args.epochs)):
         plan += [[train_idx[k] for k in b] for b in batches(lengths, args.batch_tokens, args.max_batch, gen)]
     plan = plan[:max(1, int(len(plan) * args.epochs / math.ceil(args.epochs)))]
+    if args.steps:
+        if args.steps > len(plan):
+            sys.exit("train.py: --steps %d is more than the %d batches of %s at --epochs %g" %
+                     (args.steps, len(plan), args.data, args.epochs))
+        plan = plan[:args.steps]
     held_batches = [held[i:i + 8] for i in range(0, len(held), 8)]
     step, seen_tokens, train_seconds, log_mode = 0, 0, 0.0, "w"
     if args.init_from:
@@ -215,7 +230,7 @@ def main():
     while step < len(plan):
         elapsed = train_seconds + time.time() - t_run
         time_progress = elapsed / args.schedule_seconds if args.schedule_seconds else 0.0
-        lr = lr_at(step, len(plan), args.warmup, args.lr, time_progress)
+        lr = lr_at(step, args.schedule_steps or len(plan), args.warmup, args.lr, time_progress)
         for g in opt.param_groups:
             g["lr"] = lr
         # a batch that does not fit in GPU memory is redone as 2, 4, ... micro-batches
