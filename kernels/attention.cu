@@ -400,7 +400,8 @@ bool simt_forced() {
 // warpgroups a block), 2 or 3 on the warp-specialized one (that many
 // computing warpgroups and one copying), where the build has them (sm_90a)
 // and dk = 64, dv = 64 or 128; 4 or 5 on the persistent form of the
-// warp-specialized one (3 or 2 computing warpgroups). The default is 4
+// warp-specialized one (3 or 2 computing warpgroups); 6 and 7 are 3 and 4
+// with the copier's fresh-tile step (wg::copy_fresh_tile). The default is 4
 // where they are built: on the H100 it was the fastest at Hymba-1.5B's
 // window layers (S 8192: 0.582 ms against 0.599 for 3 and 0.637 for
 // mma.sync), its global layers (1.868 against 1.965 and 2.056 ms) and in
@@ -426,7 +427,8 @@ int wgmma_setting() {
 template <int NWG, int DV, bool WS, bool PERSIST = false>
 int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
-                  int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+                  int B, int max_len, int nh, int group, int M, int window, float scale, bool fast_copy,
+                  cudaStream_t stream) {
     static_assert(WS || !PERSIST, "the persistent form is warp-specialized");
     using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages, PERSIST ? 2 : 1>;
     auto kern = [] {  // only the kernel asked for is instantiated
@@ -455,7 +457,10 @@ int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int
         ARG_CHECK(items <= INT_MAX);
         const int grid = (int)(items < sm_count() ? items : sm_count());
         CUDA_CHECK(hk_launch(kern, grid, threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
-                             ldvc, pos0, cu, group, M, window, scale, ntq, nh, B));
+                             ldvc, pos0, cu, group, M, window, scale, ntq, nh, B, (int)fast_copy));
+    } else if constexpr (WS) {
+        CUDA_CHECK(hk_launch(kern, dim3(ntq, nh, B), threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc,
+                             ldkc, vc, ldvc, pos0, cu, group, M, window, scale, (int)fast_copy));
     } else {
         CUDA_CHECK(hk_launch(kern, dim3(ntq, nh, B), threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc,
                              ldkc, vc, ldvc, pos0, cu, group, M, window, scale));
@@ -488,14 +493,14 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
             const int set = simt_forced() ? 0 : wgmma_setting();
             if (set == 1)
                 return prefill_wgmma<3, DV, false>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B,
-                                                   max_len, nh, group, M, window, scale, stream);
-            if (set >= 2 && set <= 5)
-                return (set == 2   ? prefill_wgmma<2, DV, true>
-                        : set == 3 ? prefill_wgmma<3, DV, true>
-                        : set == 4 ? prefill_wgmma<3, DV, true, true>
-                                   : prefill_wgmma<2, DV, true, true>)(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
-                                                                       ldvc, pos0, cu, B, max_len, nh, group, M,
-                                                                       window, scale, stream);
+                                                   max_len, nh, group, M, window, scale, false, stream);
+            if (set >= 2 && set <= 7)  // 6, 7: 3, 4 with the copier's fresh-tile step
+                return (set == 2                ? prefill_wgmma<2, DV, true>
+                        : set == 3 || set == 6 ? prefill_wgmma<3, DV, true>
+                        : set == 4 || set == 7 ? prefill_wgmma<3, DV, true, true>
+                                                : prefill_wgmma<2, DV, true, true>)(
+                    out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh, group, M, window,
+                    scale, set >= 6, stream);
         }
 #endif
         if (!simt_forced())  // tensor cores

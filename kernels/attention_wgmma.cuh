@@ -218,6 +218,41 @@ template <int DV> struct Rows {
 };
 #endif  // HK_WG_DEVICE
 
+// The copier's step for a key tile wholly in the chunk's own rows (kt >=
+// P0: none from the cache's ring slots) when every row is 16-byte aligned:
+// the same pieces to the same places as stage_rows, with the per-piece
+// address arithmetic hoisted. A thread keeps one 16-byte column of K (of V)
+// and walks rows 16 (128 / (DV / 8)) apart, which keep their swizzle phase
+// (row % 8), so each piece is one pointer step and one cp.async. Keys at or
+// past kend are zeros, as stage_rows writes them. tid: 0..127, the copier.
+template <int DV>
+__device__ __forceinline__ void copy_fresh_tile(const tc::PrefillRows<DK, DV> &rows, int kt, unsigned char *Ks,
+                                                int tid) {
+    {
+        const int p = tid & 7, r = tid >> 3;  // K: 8 pieces a row, rows r + 16 i
+        const int key = kt + r;
+        unsigned char *d = Ks + r * 128 + ((p ^ (r & 7)) << 4);
+        const bf16 *src = rows.kb + (size_t)(rows.s0 + key - rows.P0) * rows.ldk + p * 8;
+#pragma unroll
+        for (int i = 0; i < KT / 16; i++) {
+            const bool in = key + 16 * i < rows.kend;
+            tc::cp_async16(d + i * 16 * 128, in ? src + (size_t)(16 * i) * rows.ldk : rows.kb, in ? 16 : 0);
+        }
+    }
+    {
+        constexpr int P = DV / 8, RP = 128 / P;  // V: P pieces a row in column blocks of 64, rows r + RP i
+        const int p = tid % P, r = tid / P;
+        const int key = kt + r;
+        unsigned char *d = Ks + KT * 128 + (p >> 3) * (KT * 128) + r * 128 + (((p & 7) ^ (r & 7)) << 4);
+        const bf16 *src = rows.vb + (size_t)(rows.s0 + key - rows.P0) * rows.ldv + p * 8;
+#pragma unroll
+        for (int i = 0; i < KT / RP; i++) {
+            const bool in = key + RP * i < rows.kend;
+            tc::cp_async16(d + i * RP * 128, in ? src + (size_t)(RP * i) * rows.ldv : rows.vb, in ? 16 : 0);
+        }
+    }
+}
+
 // The block-synchronous kernel: NWG warpgroups copy each tile together,
 // meet at __syncthreads twice a tile, and compute. Three stages, so a
 // warpgroup need not wait for its P V product before the next tile (only
@@ -304,7 +339,7 @@ template <int NWG, int DV>
 __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     prefill_ws_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                       const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0,
-                      const int *cu, int group, int M, int window, float scale) {
+                      const int *cu, int group, int M, int window, float scale, int fast_copy) {
 #ifdef HK_WG_DEVICE
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
@@ -338,9 +373,14 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
             const int s = i % STAGES;
             mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);  // the first round finds every stage free
             unsigned char *Ks = stages + s * S::stage;
-            tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid, 128);
-            tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
-                               VLayout{Ks + S::k_bytes}, tid, 128);
+            if (fast_copy && rows.vec && kt >= rows.P0) {
+                copy_fresh_tile<DV>(rows, kt, Ks, tid);
+            } else {
+                tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid,
+                                   128);
+                tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                                   VLayout{Ks + S::k_bytes}, tid, 128);
+            }
             arrive(&full[s]);
         }
         tc::cp_commit();  // (the copies were never committed: the barriers tracked them)
@@ -386,7 +426,7 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     prefill_ws_persistent_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v,
                                  int ldv, const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc,
                                  const int *pos0, const int *cu, int group, int M, int window, float scale, int ntq,
-                                 int nh, int nseq) {
+                                 int nh, int nseq, int fast_copy) {
 #ifdef HK_WG_DEVICE
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
@@ -434,10 +474,14 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
                 const int s = i % STAGES;
                 mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);
                 unsigned char *Ks = stages + s * S::stage;
-                tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid,
-                                   128);
-                tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
-                                   VLayout{Ks + S::k_bytes}, tid, 128);
+                if (fast_copy && rows.vec && kt >= rows.P0) {
+                    copy_fresh_tile<DV>(rows, kt, Ks, tid);
+                } else {
+                    tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks},
+                                       tid, 128);
+                    tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                                       VLayout{Ks + S::k_bytes}, tid, 128);
+                }
                 arrive(&full[s]);
             }
             n++;
