@@ -401,7 +401,9 @@ bool simt_forced() {
 // computing warpgroups and one copying), where the build has them (sm_90a)
 // and dk = 64, dv = 64 or 128; 4 or 5 on the persistent form of the
 // warp-specialized one (3 or 2 computing warpgroups); 6 and 7 are 3 and 4
-// with the copier's fresh-tile step (wg::copy_fresh_tile). The default is 4
+// with the copier's fresh-tile step (wg::copy_fresh_tile); 8 and 9 the
+// persistent kernel with it and with each tile's softmax beside the previous
+// tile's P V (Rows::tile_pipelined; 3 or 2 computing warpgroups). The default is 4
 // where they are built: on the H100 it was the fastest at Hymba-1.5B's
 // window layers (S 8192: 0.582 ms against 0.599 for 3 and 0.637 for
 // mma.sync), its global layers (1.868 against 1.965 and 2.056 ms) and in
@@ -424,7 +426,7 @@ int wgmma_setting() {
 // The wgmma kernels. WS: the warp-specialized kernel (one more warpgroup,
 // the copier), else the block-synchronous one; PERSIST (with WS): its
 // persistent form, one block an SM walking the query tiles.
-template <int NWG, int DV, bool WS, bool PERSIST = false>
+template <int NWG, int DV, bool WS, bool PERSIST = false, bool PIPE = false>
 int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
                   int B, int max_len, int nh, int group, int M, int window, float scale, bool fast_copy,
@@ -432,7 +434,7 @@ int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int
     static_assert(WS || !PERSIST, "the persistent form is warp-specialized");
     using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages, PERSIST ? 2 : 1>;
     auto kern = [] {  // only the kernel asked for is instantiated
-        if constexpr (PERSIST) return wg::prefill_ws_persistent_kernel<NWG, DV>;
+        if constexpr (PERSIST) return wg::prefill_ws_persistent_kernel<NWG, DV, PIPE>;
         else if constexpr (WS) return wg::prefill_ws_kernel<NWG, DV>;
         else return wg::prefill_kernel<NWG, DV>;
     }();
@@ -494,11 +496,15 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
             if (set == 1)
                 return prefill_wgmma<3, DV, false>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B,
                                                    max_len, nh, group, M, window, scale, false, stream);
-            if (set >= 2 && set <= 7)  // 6, 7: 3, 4 with the copier's fresh-tile step
+            // 6, 7: 3, 4 with the copier's fresh-tile step; 8, 9: persistent with it and pipelined
+            // computing warpgroups (3, 2 of them)
+            if (set >= 2 && set <= 9)
                 return (set == 2                ? prefill_wgmma<2, DV, true>
                         : set == 3 || set == 6 ? prefill_wgmma<3, DV, true>
                         : set == 4 || set == 7 ? prefill_wgmma<3, DV, true, true>
-                                                : prefill_wgmma<2, DV, true, true>)(
+                        : set == 5              ? prefill_wgmma<2, DV, true, true>
+                        : set == 8              ? prefill_wgmma<3, DV, true, true, true>
+                                                : prefill_wgmma<2, DV, true, true, true>)(
                     out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh, group, M, window,
                     scale, set >= 6, stream);
         }
