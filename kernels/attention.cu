@@ -372,16 +372,19 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     if (window > 0 && max_keys > (long)M + window + 1) max_keys = (long)M + window + 1;
     // Decode is bound by reading the cache: enough blocks in flight to cover
     // the chip `waves` times (HYMEVAL_DECODE_WAVES, default 4), splits of at
-    // least 128 keys (a stage of the tensor-core kernel, four SIMT tiles),
-    // within the workspace. (At batch 128 the default gives one split: 640
-    // blocks, 2.4 rounds of the two blocks an SM holds, so the last round
-    // runs 40 % full; more waves trade that tail for a merge.)
-    static long waves = 0;
+    // least split_keys keys (HYMEVAL_DECODE_SPLIT_KEYS, default 128: a stage
+    // of the tensor-core kernel, four SIMT tiles), within the workspace. Both
+    // are switches to time: at batch 128 the default gives one split (640
+    // blocks, 2.4 rounds of the two blocks an SM holds, the last one 40 %
+    // full), at batch 1 a window layer's 1,152 keys make 9 splits and a merge.
+    static long waves = 0, split_keys = 0;
     if (waves == 0) {
         const char *e = getenv("HYMEVAL_DECODE_WAVES");
         waves = e && atol(e) > 0 ? atol(e) : 4;
+        e = getenv("HYMEVAL_DECODE_SPLIT_KEYS");
+        split_keys = e && atol(e) > 0 ? atol(e) : 128;
     }
-    long by_keys = (max_keys + 127) / 128;
+    long by_keys = (max_keys + split_keys - 1) / split_keys;
     long by_chip = (waves * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
     long nsplit = by_keys < by_chip ? by_keys : by_chip;
     size_t per_split = (size_t)B * nh * (dv + 2) * sizeof(float);
