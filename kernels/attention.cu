@@ -364,6 +364,13 @@ int sm_count() {
 
 }  // namespace
 
+// An integer switch from the environment, within [lo, hi]; fallback when unset or unreadable.
+static long env_long(const char *name, long fallback, long lo, long hi) {
+    const char *e = getenv(name);
+    const long v = e && *e ? atol(e) : 0;
+    return v <= 0 ? fallback : v < lo ? lo : v > hi ? hi : v;
+}
+
 extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv, int M, int window,
                                      const void *workspace, size_t workspace_bytes) {
     if (B <= 0 || nkv <= 0 || nh <= 0 || dv <= 0) return 1;
@@ -377,13 +384,8 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     // are switches to time: at batch 128 the default gives one split (640
     // blocks, 2.4 rounds of the two blocks an SM holds, the last one 40 %
     // full), at batch 1 a window layer's 1,152 keys make 9 splits and a merge.
-    static long waves = 0, split_keys = 0;
-    if (waves == 0) {
-        const char *e = getenv("HYMEVAL_DECODE_WAVES");
-        waves = e && atol(e) > 0 ? atol(e) : 4;
-        e = getenv("HYMEVAL_DECODE_SPLIT_KEYS");
-        split_keys = e && atol(e) > 0 ? atol(e) : 128;
-    }
+    static const long waves = env_long("HYMEVAL_DECODE_WAVES", 4, 1, 64);
+    static const long split_keys = env_long("HYMEVAL_DECODE_SPLIT_KEYS", 128, 1, 1L << 24);
     long by_keys = (max_keys + split_keys - 1) / split_keys;
     long by_chip = (waves * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
     long nsplit = by_keys < by_chip ? by_keys : by_chip;

@@ -162,6 +162,16 @@ __device__ __forceinline__ void issue_scores(float (&sc)[KT / 8][4], uint64_t qd
     wg_commit();
 }
 
+// A shared-memory store of v (a value the softmax produced). ptxas moves a
+// wgmma wait above register-only work, which would put tile_pipelined's
+// P V wait before its softmax and undo the overlap; the wait (a memory
+// clobber) cannot pass this store, nor the store the work v depends on.
+// Every thread writes the same word: one store a tile.
+__device__ __forceinline__ void keep_before_wait(float v) {
+    __shared__ float sink;
+    asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(tc::smem_addr(&sink)), "f"(v) : "memory");
+}
+
 // O += P V issued with the staged value tile (pa: P as BF16 A fragments),
 // not waited for.
 template <int DV>
@@ -254,6 +264,7 @@ template <int DV> struct Rows {
             issue_pv<DV>(o, pa, pv_vs);
             wg_wait1();  // S (the older group) is done; P V may still run
             softmax();
+            keep_before_wait(l[0] + l[1]);  // (the sums: every exp of the tile)
             wg_wait0();  // the previous P V: o is current, its stage and pa are free
         } else if (any) {
             issue_scores(sc, qdesc, Ks);
