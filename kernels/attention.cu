@@ -364,6 +364,13 @@ int sm_count() {
 
 }  // namespace
 
+// An integer switch from the environment, within [lo, hi]; fallback when unset or unreadable.
+static long env_long(const char *name, long fallback, long lo, long hi) {
+    const char *e = getenv(name);
+    const long v = e && *e ? atol(e) : 0;
+    return v <= 0 ? fallback : v < lo ? lo : v > hi ? hi : v;
+}
+
 extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv, int M, int window,
                                      const void *workspace, size_t workspace_bytes) {
     if (B <= 0 || nkv <= 0 || nh <= 0 || dv <= 0) return 1;
@@ -371,10 +378,16 @@ extern "C" int hk_attn_decode_splits(int B, int max_pos, int nh, int nkv, int dv
     long max_keys = (long)max_pos + 1;
     if (window > 0 && max_keys > (long)M + window + 1) max_keys = (long)M + window + 1;
     // Decode is bound by reading the cache: enough blocks in flight to cover
-    // the chip four times, splits of at least 128 keys (a stage of the tensor-core
-    // kernel, four SIMT tiles), within the workspace.
-    long by_keys = (max_keys + 127) / 128;
-    long by_chip = (4L * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
+    // the chip `waves` times (HYMEVAL_DECODE_WAVES, default 4), splits of at
+    // least split_keys keys (HYMEVAL_DECODE_SPLIT_KEYS, default 128: a stage
+    // of the tensor-core kernel, four SIMT tiles), within the workspace. Both
+    // are switches to time: at batch 128 the default gives one split (640
+    // blocks, 2.4 rounds of the two blocks an SM holds, the last one 40 %
+    // full), at batch 1 a window layer's 1,152 keys make 9 splits and a merge.
+    static const long waves = env_long("HYMEVAL_DECODE_WAVES", 4, 1, 64);
+    static const long split_keys = env_long("HYMEVAL_DECODE_SPLIT_KEYS", 128, 1, 1L << 24);
+    long by_keys = (max_keys + split_keys - 1) / split_keys;
+    long by_chip = (waves * sm_count() + (long)B * nkv - 1) / ((long)B * nkv);
     long nsplit = by_keys < by_chip ? by_keys : by_chip;
     size_t per_split = (size_t)B * nh * (dv + 2) * sizeof(float);
     long fit = workspace ? (long)(workspace_bytes / per_split) : 1;
@@ -400,13 +413,16 @@ bool simt_forced() {
 // warpgroups a block), 2 or 3 on the warp-specialized one (that many
 // computing warpgroups and one copying), where the build has them (sm_90a)
 // and dk = 64, dv = 64 or 128; 4 or 5 on the persistent form of the
-// warp-specialized one (3 or 2 computing warpgroups). The default is 4
-// where they are built: on the H100 it was the fastest at Hymba-1.5B's
-// window layers (S 8192: 0.582 ms against 0.599 for 3 and 0.637 for
-// mma.sync), its global layers (1.868 against 1.965 and 2.056 ms) and in
-// the whole model (docs/PERFORMANCE.md).
+// warp-specialized one (3 or 2 computing warpgroups); 6 and 7 are 3 and 4
+// with the copier's fresh-tile step (wg::copy_fresh_tile); 8 and 9 the
+// persistent kernel with it and with each tile's softmax beside the previous
+// tile's P V (Rows::tile_pipelined; 3 or 2 computing warpgroups). The default is 8
+// where they are built: on the H100, Hymba-1.5B at S 8192, it and 7 were the
+// fastest at the window layers (0.480 and 0.487 ms against 0.585 for 4) and
+// the global layers (1.340 and 1.326 against 1.920 ms), and 8 took the
+// batch-128 prefill from 11.11 to 10.59 s (docs/PERFORMANCE.md).
 #ifdef HK_WGMMA
-constexpr int kWgmmaDefault = 4;
+constexpr int kWgmmaDefault = 8;
 #else
 constexpr int kWgmmaDefault = 0;
 #endif
@@ -423,14 +439,15 @@ int wgmma_setting() {
 // The wgmma kernels. WS: the warp-specialized kernel (one more warpgroup,
 // the copier), else the block-synchronous one; PERSIST (with WS): its
 // persistent form, one block an SM walking the query tiles.
-template <int NWG, int DV, bool WS, bool PERSIST = false>
+template <int NWG, int DV, bool WS, bool PERSIST = false, bool PIPE = false>
 int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                   const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0, const int *cu,
-                  int B, int max_len, int nh, int group, int M, int window, float scale, cudaStream_t stream) {
+                  int B, int max_len, int nh, int group, int M, int window, float scale, bool fast_copy,
+                  cudaStream_t stream) {
     static_assert(WS || !PERSIST, "the persistent form is warp-specialized");
     using S = wg::Smem<NWG, DV, WS ? wg::kWsStages : wg::kStages, PERSIST ? 2 : 1>;
     auto kern = [] {  // only the kernel asked for is instantiated
-        if constexpr (PERSIST) return wg::prefill_ws_persistent_kernel<NWG, DV>;
+        if constexpr (PERSIST) return wg::prefill_ws_persistent_kernel<NWG, DV, PIPE>;
         else if constexpr (WS) return wg::prefill_ws_kernel<NWG, DV>;
         else return wg::prefill_kernel<NWG, DV>;
     }();
@@ -455,7 +472,10 @@ int prefill_wgmma(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int
         ARG_CHECK(items <= INT_MAX);
         const int grid = (int)(items < sm_count() ? items : sm_count());
         CUDA_CHECK(hk_launch(kern, grid, threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
-                             ldvc, pos0, cu, group, M, window, scale, ntq, nh, B));
+                             ldvc, pos0, cu, group, M, window, scale, ntq, nh, B, (int)fast_copy));
+    } else if constexpr (WS) {
+        CUDA_CHECK(hk_launch(kern, dim3(ntq, nh, B), threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc,
+                             ldkc, vc, ldvc, pos0, cu, group, M, window, scale, (int)fast_copy));
     } else {
         CUDA_CHECK(hk_launch(kern, dim3(ntq, nh, B), threads, S::bytes, stream, out, ldo, q, ldq, k, ldk, v, ldv, kc,
                              ldkc, vc, ldvc, pos0, cu, group, M, window, scale));
@@ -488,14 +508,18 @@ int prefill_dk_dv(T *out, int ldo, const T *q, int ldq, const T *k, int ldk, con
             const int set = simt_forced() ? 0 : wgmma_setting();
             if (set == 1)
                 return prefill_wgmma<3, DV, false>(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B,
-                                                   max_len, nh, group, M, window, scale, stream);
-            if (set >= 2 && set <= 5)
-                return (set == 2   ? prefill_wgmma<2, DV, true>
-                        : set == 3 ? prefill_wgmma<3, DV, true>
-                        : set == 4 ? prefill_wgmma<3, DV, true, true>
-                                   : prefill_wgmma<2, DV, true, true>)(out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc,
-                                                                       ldvc, pos0, cu, B, max_len, nh, group, M,
-                                                                       window, scale, stream);
+                                                   max_len, nh, group, M, window, scale, false, stream);
+            // 6, 7: 3, 4 with the copier's fresh-tile step; 8, 9: persistent with it and pipelined
+            // computing warpgroups (3, 2 of them)
+            if (set >= 2 && set <= 9)
+                return (set == 2                ? prefill_wgmma<2, DV, true>
+                        : set == 3 || set == 6 ? prefill_wgmma<3, DV, true>
+                        : set == 4 || set == 7 ? prefill_wgmma<3, DV, true, true>
+                        : set == 5              ? prefill_wgmma<2, DV, true, true>
+                        : set == 8              ? prefill_wgmma<3, DV, true, true, true>
+                                                : prefill_wgmma<2, DV, true, true, true>)(
+                    out, ldo, q, ldq, k, ldk, v, ldv, kc, ldkc, vc, ldvc, pos0, cu, B, max_len, nh, group, M, window,
+                    scale, set >= 6, stream);
         }
 #endif
         if (!simt_forced())  // tensor cores

@@ -151,11 +151,13 @@ template <int DK, int DV> struct PrefillRows {
 // + {0,1}; elements 0,1 of row g = lane/4, 2,3 of row g + 8; wgmma's
 // m64 accumulators give each warp the same layout). Scales to base 2,
 // masks (vis(row_sel, col) is asked only when !full), updates m (base-2
-// scaled) and l (this lane's partial sums), rescales o, and leaves the
-// unnormalised probabilities in sc.
-template <int NT, int OT, typename Vis>
-__device__ __forceinline__ void softmax_tile(float (&sc)[NT][4], float scale2, bool full, Vis vis,
-                                             float (&o)[OT][4], float (&m)[2], float (&l)[2]) {
+// scaled) and l (this lane's partial sums), leaves the unnormalised
+// probabilities in sc and the factor the output rows must be rescaled by in
+// alpha (softmax_tile below applies it; a pipelined caller applies it once
+// the product still reading o is done).
+template <int NT, typename Vis>
+__device__ __forceinline__ void softmax_scores(float (&sc)[NT][4], float scale2, bool full, Vis vis, float (&m)[2],
+                                               float (&l)[2], float (&alpha)[2]) {
     const int lane = threadIdx.x & 31;
     // scale to base 2, mask (edge tiles only), row maxima over the quad; the
     // maxima and sums below are trees over the tile, not one serial chain
@@ -179,7 +181,6 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[NT][4], float scale2, b
             for (int j = 0; j + w < NT; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
         mx[h] = part[0];
     }
-    float alpha[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
@@ -205,8 +206,19 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[NT][4], float scale2, b
             for (int j = 0; j + w < NT; j += 2 * w) part[j] += part[j + w];
         l[h] = l[h] * alpha[h] + part[0];
     }
+}
+// o's rows g and g + 8 times alpha[0] and alpha[1].
+template <int OT> __device__ __forceinline__ void rescale(float (&o)[OT][4], const float (&alpha)[2]) {
 #pragma unroll
     for (int t = 0; t < OT; t++) o[t][0] *= alpha[0], o[t][1] *= alpha[0], o[t][2] *= alpha[1], o[t][3] *= alpha[1];
+}
+// softmax_scores, then o rescaled.
+template <int NT, int OT, typename Vis>
+__device__ __forceinline__ void softmax_tile(float (&sc)[NT][4], float scale2, bool full, Vis vis,
+                                             float (&o)[OT][4], float (&m)[2], float (&l)[2]) {
+    float alpha[2];
+    softmax_scores<NT>(sc, scale2, full, vis, m, l, alpha);
+    rescale<OT>(o, alpha);
 }
 
 // The probabilities of key n-tiles 2t and 2t + 1 as the BF16 A fragment of

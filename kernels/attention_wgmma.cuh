@@ -69,6 +69,8 @@ __device__ __forceinline__ uint64_t descriptor(const void *p, uint32_t lead, uin
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// all but the newest committed group are done (groups complete in order)
+__device__ __forceinline__ void wg_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // the copies this thread made (generic proxy) become visible to wgmma's reads (async proxy)
 __device__ __forceinline__ void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // keeps the compiler from moving reads of accumulators above the wait that completes them
@@ -160,6 +162,28 @@ __device__ __forceinline__ void issue_scores(float (&sc)[KT / 8][4], uint64_t qd
     wg_commit();
 }
 
+// A shared-memory store of v (a value the softmax produced). ptxas moves a
+// wgmma wait above register-only work, which would put tile_pipelined's
+// P V wait before its softmax and undo the overlap; the wait (a memory
+// clobber) cannot pass this store, nor the store the work v depends on.
+// Every thread writes the same word: one store a tile.
+__device__ __forceinline__ void keep_before_wait(float v) {
+    __shared__ float sink;
+    asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(tc::smem_addr(&sink)), "f"(v) : "memory");
+}
+
+// O += P V issued with the staged value tile (pa: P as BF16 A fragments),
+// not waited for.
+template <int DV>
+__device__ __forceinline__ void issue_pv(float (&o)[DV / 8][4], const uint32_t (&pa)[KT / 16][4], unsigned char *Vs) {
+    pin(o);
+    wg_fence();
+#pragma unroll
+    for (int t = 0; t < KT / 16; t++)  // 16 keys = 16 rows of 128 bytes
+        mma_rs<DV>(o, pa[t], descriptor(Vs + t * 16 * 128, KT * 128, 1024));
+    wg_commit();
+}
+
 // The online softmax of the scores (waited for), then O += P V issued with
 // the staged value tile, not waited for.
 template <int DV, typename Vis>
@@ -171,12 +195,7 @@ __device__ __forceinline__ void softmax_then_pv(float (&sc)[KT / 8][4], float sc
     uint32_t pa[KT / 16][4];
 #pragma unroll
     for (int t = 0; t < KT / 16; t++) tc::p_fragment<NT>(pa[t], sc, t);
-    pin(o);
-    wg_fence();
-#pragma unroll
-    for (int t = 0; t < KT / 16; t++)  // 16 keys = 16 rows of 128 bytes
-        mma_rs<DV>(o, pa[t], descriptor(Vs + t * 16 * 128, KT * 128, 1024));
-    wg_commit();
+    issue_pv<DV>(o, pa, Vs);
 }
 
 // What a warpgroup carries over the key tiles: its warp's 16 output rows in
@@ -215,8 +234,104 @@ template <int DV> struct Rows {
             softmax_then_pv<DV>(sc, scale2, rows.all_visible(kt, KT, w0, w1, 64),
                                 [&](int h, int col) { return rows.visible(r0 + 8 * h, kt + col); }, o, m, l, Vs);
     }
+
+    // The pipelined step (FlashAttention-3's overlap within a warpgroup):
+    // this tile's S and the previous tile's P V are issued together, the
+    // softmax runs once S is done while P V still runs on the tensor cores,
+    // and o is rescaled after that product. pa holds the previous tile's
+    // probabilities until their product is issued; pv_stage is the stage
+    // that product reads (-1: none pending). release(stage): a stage is read
+    // no more by this warpgroup (every stage exactly once, as with tile()).
+    uint32_t pa[KT / 16][4];
+    int pv_stage = -1;
+    unsigned char *pv_vs = nullptr;
+    template <typename Release>
+    __device__ void tile_pipelined(const tc::PrefillRows<DK, DV> &rows, int kt, int w0, int w1, unsigned char *Ks,
+                                   unsigned char *Vs, int stage, Release release) {
+        const bool any = w0 < w1 && kt <= rows.P0 + w1 - 1 && rows.first_tile(kt, KT, w0) == kt;
+        const bool pv = pv_stage >= 0;
+        float sc[KT / 8][4];
+        float alpha[2];
+        auto softmax = [&] {
+            pin(sc);
+            tc::softmax_scores<KT / 8>(sc, scale2, rows.all_visible(kt, KT, w0, w1, 64),
+                                       [&](int h, int col) { return rows.visible(r0 + 8 * h, kt + col); }, m, l,
+                                       alpha);
+        };
+        // three separate paths, so ptxas sees each wait next to the products it completes
+        if (any && pv) {
+            issue_scores(sc, qdesc, Ks);
+            issue_pv<DV>(o, pa, pv_vs);
+            wg_wait1();  // S (the older group) is done; P V may still run
+            softmax();
+            keep_before_wait(l[0] + l[1]);  // (the sums: every exp of the tile)
+            wg_wait0();  // the previous P V: o is current, its stage and pa are free
+        } else if (any) {
+            issue_scores(sc, qdesc, Ks);
+            wg_wait0();
+            softmax();
+        } else if (pv) {
+            issue_pv<DV>(o, pa, pv_vs);
+            wg_wait0();
+        }
+        pin(o);
+        if (pv) release(pv_stage);
+        if (any) {
+            tc::rescale<DV / 8>(o, alpha);
+#pragma unroll
+            for (int t = 0; t < KT / 16; t++) tc::p_fragment<KT / 8>(pa[t], sc, t);
+            pv_stage = stage, pv_vs = Vs;
+        } else {
+            release(stage);
+            pv_stage = -1;
+        }
+    }
+    // The last tile's P V, issued and waited for.
+    template <typename Release> __device__ void finish_pipelined(Release release) {
+        if (pv_stage < 0) return;
+        issue_pv<DV>(o, pa, pv_vs);
+        wg_wait0();
+        pin(o);
+        release(pv_stage);
+        pv_stage = -1;
+    }
 };
 #endif  // HK_WG_DEVICE
+
+// The copier's step for a key tile wholly in the chunk's own rows (kt >=
+// P0: none from the cache's ring slots) when every row is 16-byte aligned:
+// the same pieces to the same places as stage_rows, with the per-piece
+// address arithmetic hoisted. A thread keeps one 16-byte column of K (of V)
+// and walks rows 16 (128 / (DV / 8)) apart, which keep their swizzle phase
+// (row % 8), so each piece is one pointer step and one cp.async. Keys at or
+// past kend are zeros, as stage_rows writes them. tid: 0..127, the copier.
+template <int DV>
+__device__ __forceinline__ void copy_fresh_tile(const tc::PrefillRows<DK, DV> &rows, int kt, unsigned char *Ks,
+                                                int tid) {
+    {
+        const int p = tid & 7, r = tid >> 3;  // K: 8 pieces a row, rows r + 16 i
+        const int key = kt + r;
+        unsigned char *d = Ks + r * 128 + ((p ^ (r & 7)) << 4);
+        const bf16 *src = rows.kb + (size_t)(rows.s0 + key - rows.P0) * rows.ldk + p * 8;
+#pragma unroll
+        for (int i = 0; i < KT / 16; i++) {
+            const bool in = key + 16 * i < rows.kend;
+            tc::cp_async16(d + i * 16 * 128, in ? src + (size_t)(16 * i) * rows.ldk : rows.kb, in ? 16 : 0);
+        }
+    }
+    {
+        constexpr int P = DV / 8, RP = 128 / P;  // V: P pieces a row in column blocks of 64, rows r + RP i
+        const int p = tid % P, r = tid / P;
+        const int key = kt + r;
+        unsigned char *d = Ks + KT * 128 + (p >> 3) * (KT * 128) + r * 128 + (((p & 7) ^ (r & 7)) << 4);
+        const bf16 *src = rows.vb + (size_t)(rows.s0 + key - rows.P0) * rows.ldv + p * 8;
+#pragma unroll
+        for (int i = 0; i < KT / RP; i++) {
+            const bool in = key + RP * i < rows.kend;
+            tc::cp_async16(d + i * RP * 128, in ? src + (size_t)(RP * i) * rows.ldv : rows.vb, in ? 16 : 0);
+        }
+    }
+}
 
 // The block-synchronous kernel: NWG warpgroups copy each tile together,
 // meet at __syncthreads twice a tile, and compute. Three stages, so a
@@ -304,7 +419,7 @@ template <int NWG, int DV>
 __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     prefill_ws_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v, int ldv,
                       const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc, const int *pos0,
-                      const int *cu, int group, int M, int window, float scale) {
+                      const int *cu, int group, int M, int window, float scale, int fast_copy) {
 #ifdef HK_WG_DEVICE
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
@@ -338,9 +453,14 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
             const int s = i % STAGES;
             mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);  // the first round finds every stage free
             unsigned char *Ks = stages + s * S::stage;
-            tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid, 128);
-            tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
-                               VLayout{Ks + S::k_bytes}, tid, 128);
+            if (fast_copy && rows.vec && kt >= rows.P0) {
+                copy_fresh_tile<DV>(rows, kt, Ks, tid);
+            } else {
+                tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid,
+                                   128);
+                tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                                   VLayout{Ks + S::k_bytes}, tid, 128);
+            }
             arrive(&full[s]);
         }
         tc::cp_commit();  // (the copies were never committed: the barriers tracked them)
@@ -380,13 +500,15 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
 // w is query tile ntq - 1 - w / (nh B) (the tiles with the most keys first),
 // head w % nh, sequence (w / nh) % B; block c takes items c, c + grid, ...
 // Both roles walk the same items and skip the same empty ones.
+// PIPE: the computing warpgroups take their tiles with Rows::tile_pipelined
+// (each tile's softmax beside the previous tile's P V product).
 // grid (min(items, SMs)), 128 * (NWG + 1) threads.
-template <int NWG, int DV>
+template <int NWG, int DV, bool PIPE = false>
 __global__ void __launch_bounds__(128 * (NWG + 1), 1)
     prefill_ws_persistent_kernel(bf16 *out, int ldo, const bf16 *q, int ldq, const bf16 *k, int ldk, const bf16 *v,
                                  int ldv, const bf16 *const *kc, int ldkc, const bf16 *const *vc, int ldvc,
                                  const int *pos0, const int *cu, int group, int M, int window, float scale, int ntq,
-                                 int nh, int nseq) {
+                                 int nh, int nseq, int fast_copy) {
 #ifdef HK_WG_DEVICE
     pdl_entry();
     constexpr int STAGES = kWsStages, CONSUMERS = 128 * NWG;
@@ -434,10 +556,14 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
                 const int s = i % STAGES;
                 mbar_wait(&empty[s], ((i / STAGES) & 1) ^ 1);
                 unsigned char *Ks = stages + s * S::stage;
-                tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks}, tid,
-                                   128);
-                tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
-                                   VLayout{Ks + S::k_bytes}, tid, 128);
+                if (fast_copy && rows.vec && kt >= rows.P0) {
+                    copy_fresh_tile<DV>(rows, kt, Ks, tid);
+                } else {
+                    tc::stage_rows<DK>(KT, rows.vec, rows.kb, [&](int j) { return rows.key(kt + j); }, KLayout{Ks},
+                                       tid, 128);
+                    tc::stage_rows<DV>(KT, rows.vec, rows.vb, [&](int j) { return rows.value(kt + j); },
+                                       VLayout{Ks + S::k_bytes}, tid, 128);
+                }
                 arrive(&full[s]);
             }
             n++;
@@ -459,19 +585,29 @@ __global__ void __launch_bounds__(128 * (NWG + 1), 1)
         Rows<DV> acc(Qbuf + qb * S::q_bytes, w0, scale);
         mbar_wait(&qfull[qb], (n >> 1) & 1);
         int prev = -1;
+        auto release = [&](int st) { mbar_arrive(&empty[st]); };
         for (int kt = rows.first_tile(0, KT, q0); kt < rows.kend; kt = rows.first_tile(kt + KT, KT, q0), i++) {
             const int s = i % STAGES;
             mbar_wait(&full[s], (i / STAGES) & 1);
             proxy_fence();  // the copies (generic proxy) before wgmma's reads (async proxy)
             unsigned char *Ks = stages + s * S::stage;
-            acc.tile(rows, kt, w0, w1, Ks, Ks + S::k_bytes, [&] {
-                if (prev >= 0) mbar_arrive(&empty[prev]);
-            });
-            prev = s;
+            if constexpr (PIPE) {
+                acc.tile_pipelined(rows, kt, w0, w1, Ks, Ks + S::k_bytes, s, release);
+            } else {
+                acc.tile(rows, kt, w0, w1, Ks, Ks + S::k_bytes, [&] {
+                    if (prev >= 0) release(prev);
+                });
+                prev = s;
+            }
         }
-        wg_wait0();  // every product of this item is done: its last stage and its Q are read no more
-        pin(acc.o);
-        if (prev >= 0) mbar_arrive(&empty[prev]);
+        // every product of this item is done: its last stage and its Q are read no more
+        if constexpr (PIPE) {
+            acc.finish_pipelined(release);
+        } else {
+            wg_wait0();
+            pin(acc.o);
+            if (prev >= 0) release(prev);
+        }
         mbar_arrive(&qempty[qb]);
         if (w0 < w1)
             tc::store_rows<DV / 8>(out, ldo, acc.o, acc.l, rows.s0, acc.r0, len, (w % per_tile % nh) * DV);

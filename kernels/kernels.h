@@ -168,7 +168,9 @@ int hk_attn_prefill_cached(hk_dtype dtype, void *out, int ldo, const void *q, in
    warpgroups copy and compute together, 2 or 3 the warp-specialized wgmma
    kernel (that many computing warpgroups, one copying warpgroup, mbarriers),
    4 or 5 its persistent form (3 or 2 computing warpgroups, one block an SM
-   walking the query tiles). The default is 4 in builds that have the wgmma
+   walking the query tiles), 6 and 7 are 3 and 4 with the copier's step for
+   tiles of the chunk's own rows hoisted, 8 and 9 the persistent kernel with
+   that and pipelined computing warpgroups (3 or 2). The default is 4 in builds that have the wgmma
    kernels, else 0;
    HYMEVAL_ATTN_WGMMA gives the initial setting; setting < 0 only asks.
    Returns the setting before the call. */

@@ -820,13 +820,13 @@ static void test_attn_prefill_cached(Rng &rng, const char *tag = "") {
 
 // The prefill checks on the mma.sync kernel (hk_attn_wgmma setting 0, the
 // only one of builds without wgmma), then (BF16) on each wgmma kernel
-// (settings 1-5; 4 is the default where built).
+// (settings 1-9; 8 is the default where built).
 static void test_attn_prefill_all(Rng &rng) {
     const int was = hk_attn_wgmma(0);
     test_attn_prefill(rng);
     test_attn_prefill_cached(rng);
     if (hk_attn_wgmma_built()) {  // the wgmma prefill, each block size, on the same cases
-        for (int nwg : {1, 2, 3, 4, 5}) {
+        for (int nwg : {1, 2, 3, 4, 5, 6, 7, 8, 9}) {
             hk_attn_wgmma(nwg);
             std::string tag = fmt(" wg%d", nwg);
             test_attn_prefill(rng, tag.c_str());
@@ -1452,7 +1452,7 @@ static void bench_attn_prefill(Rng &rng, int S) {
     char *proj = (char *)dev_rand((size_t)S * ldp);
     void *att = dmalloc((size_t)S * nh * dv * 2);
     std::vector<int> variants = {0};  // the prefill kernels: mma.sync, then the wgmma ones (hk_attn_wgmma)
-    if (hk_attn_wgmma_built()) variants.insert(variants.end(), {1, 2, 3, 4, 5});
+    if (hk_attn_wgmma_built()) variants.insert(variants.end(), {1, 2, 3, 4, 5, 6, 7, 8, 9});
     const int was = hk_attn_wgmma(-1);
     for (int w : {W, 0})
         for (int nwg : variants) {
