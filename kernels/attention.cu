@@ -416,13 +416,14 @@ bool simt_forced() {
 // warp-specialized one (3 or 2 computing warpgroups); 6 and 7 are 3 and 4
 // with the copier's fresh-tile step (wg::copy_fresh_tile); 8 and 9 the
 // persistent kernel with it and with each tile's softmax beside the previous
-// tile's P V (Rows::tile_pipelined; 3 or 2 computing warpgroups). The default is 8
-// where they are built: on the H100, Hymba-1.5B at S 8192, it and 7 were the
-// fastest at the window layers (0.480 and 0.487 ms against 0.585 for 4) and
-// the global layers (1.340 and 1.326 against 1.920 ms), and 8 took the
-// batch-128 prefill from 11.11 to 10.59 s (docs/PERFORMANCE.md).
+// tile's P V (Rows::tile_pipelined; 3 or 2 computing warpgroups). The default is 7
+// where they are built: on the H100, Hymba-1.5B at S 8192, with the softmax's
+// instruction diet, it was the fastest at the window layers (0.342 ms
+// against 0.350 for 8 and 0.523 for 4) and the global layers (0.899 against
+// 0.936 and 1.608 ms), and at batch-1 prefill (0.0816 s against 0.0820 for
+// 8; docs/PERFORMANCE.md).
 #ifdef HK_WGMMA
-constexpr int kWgmmaDefault = 8;
+constexpr int kWgmmaDefault = 7;
 #else
 constexpr int kWgmmaDefault = 0;
 #endif

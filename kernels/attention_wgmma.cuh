@@ -155,10 +155,11 @@ template <int DV> __device__ __forceinline__ void mma_rs(float (&d)[DV / 8][4], 
 // S = Q Kᵀ of a warpgroup's 64 rows against the staged key tile: issued,
 // not waited for.
 __device__ __forceinline__ void issue_scores(float (&sc)[KT / 8][4], uint64_t qdesc, unsigned char *Ks) {
+    const uint64_t kdesc = descriptor(Ks, 16, 1024);  // steps add to its address field (no carry: in smem)
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < DK / 16; kk++)  // 16 dk columns = 32 bytes along the swizzled rows
-        mma_ss_n64(sc, qdesc + (uint64_t)(kk * 32 >> 4), descriptor(Ks + kk * 32, 16, 1024), kk > 0);
+        mma_ss_n64(sc, qdesc + (uint64_t)(kk * 32 >> 4), kdesc + (uint64_t)(kk * 32 >> 4), kk > 0);
     wg_commit();
 }
 
@@ -177,10 +178,11 @@ __device__ __forceinline__ void keep_before_wait(float v) {
 template <int DV>
 __device__ __forceinline__ void issue_pv(float (&o)[DV / 8][4], const uint32_t (&pa)[KT / 16][4], unsigned char *Vs) {
     pin(o);
+    const uint64_t vdesc = descriptor(Vs, KT * 128, 1024);
     wg_fence();
 #pragma unroll
     for (int t = 0; t < KT / 16; t++)  // 16 keys = 16 rows of 128 bytes
-        mma_rs<DV>(o, pa[t], descriptor(Vs + t * 16 * 128, KT * 128, 1024));
+        mma_rs<DV>(o, pa[t], vdesc + (uint64_t)(t * 16 * 128 >> 4));
     wg_commit();
 }
 

@@ -229,13 +229,22 @@ __device__ __forceinline__ float scan_rows(float (&h)[N], const float (&A2)[N], 
             if (WITH_Y) {
                 float cq[N];
                 lds_row<N>(cq, sm.C + r * N);
-                float acc = 0.0f;
+                // y = C . h as four partial sums (n mod 4) and a tree: a
+                // dependent chain of N / 4 + 2 operations, not N, which the
+                // row's latency otherwise waits on (the next row's exps need
+                // only h, not y)
+                constexpr int NP = N < 4 ? N : 4;
+                float acc[NP];
 #pragma unroll
                 for (int n = 0; n < N; n++) {
                     h[n] = fmaf(ex2_ftz(delta * A2[n]), h[n], du * bq[n]);
-                    acc = fmaf(cq[n], h[n], acc);
+                    acc[n % NP] = n < NP ? cq[n] * h[n] : fmaf(cq[n], h[n], acc[n % NP]);
                 }
-                float out = acc + Dc * x.y;
+#pragma unroll
+                for (int w = 1; w < NP; w *= 2)
+#pragma unroll
+                    for (int j = 0; j + w < NP; j += 2 * w) acc[j] += acc[j + w];
+                float out = acc[0] + Dc * x.y;
                 if (z) out *= x.z;
                 if (valid) stf(py, out);
             } else {

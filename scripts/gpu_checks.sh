@@ -74,15 +74,15 @@ for step in "${steps[@]}"; do
     switch_checks)
       # the opt-in or opt-out paths' checks: HYMEVAL_GEMM_PLANS=1 (no gain measured yet) and
       # HYMEVAL_PDL=0 (programmatic dependent launch off), HYMEVAL_ATTN_WGMMA=0 (the mma.sync
-      # prefill attention, default before the wgmma kernels), =3 (the non-persistent wgmma kernel) and =7 (persistent,
-      # fast copier, not pipelined; the default is 8); test_backend compares HYMEVAL_ROPE_STORE=0
+      # prefill attention, default before the wgmma kernels), =3 (the non-persistent wgmma kernel) and =8 (persistent,
+      # fast copier, pipelined; the default is 7); test_backend compares HYMEVAL_ROPE_STORE=0
       # and HYMEVAL_SSM_STEP=0 with the default itself
       { HYMEVAL_GEMM_PLANS=1 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_kernels" | tail -n 2
         HYMEVAL_PDL=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2
         HYMEVAL_ATTN_WGMMA=0 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2  # the mma.sync prefill attention
         HYMEVAL_ATTN_WGMMA=3 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2  # the one-block-a-tile wgmma kernel
-        HYMEVAL_ATTN_WGMMA=7 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2  # persistent, not pipelined
+        HYMEVAL_ATTN_WGMMA=8 "$bin/test_backend" --bin "$bin/hymeval" | tail -n 2  # persistent, pipelined
       } >"$out/switch_checks.log" 2>&1 ;;
     switches)
       # the switches timed against the default, twice each: HYMEVAL_PDL; HYMEVAL_ROPE_STORE,

@@ -820,7 +820,7 @@ static void test_attn_prefill_cached(Rng &rng, const char *tag = "") {
 
 // The prefill checks on the mma.sync kernel (hk_attn_wgmma setting 0, the
 // only one of builds without wgmma), then (BF16) on each wgmma kernel
-// (settings 1-9; 8 is the default where built).
+// (settings 1-9; 7 is the default where built).
 static void test_attn_prefill_all(Rng &rng) {
     const int was = hk_attn_wgmma(0);
     test_attn_prefill(rng);
