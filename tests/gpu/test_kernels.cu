@@ -20,11 +20,12 @@
 // sequence of separate GPU kernels they replace, which they must match bit
 // for bit ("bits": the count of differing elements must be 0).
 //
-// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan | --attn | --attn-profile]
+// usage: test_kernels [--small] [--bench | --bench-only | --bench-scan | --bench-gemm | --attn | --attn-profile]
 //   --small: small shapes, for the sanitizers; --bench: also time the
 //   kernels at Hymba-1.5B shapes (BF16; no reference, timings only);
 //   --bench-only: the timings without the checks; --bench-scan: the scan's
 //   checks and its prefill timings alone (for sweeping HYMEVAL_SCAN_WAVE);
+//   --bench-gemm: the GEMM's checks and the prefill GEMMs' timings alone;
 //   --attn: the prefill attention's checks (mma.sync and wgmma kernels) and
 //   its timings alone.
 // exit: 0 pass, 1 fail, 77 no CUDA device (meson: skipped).
@@ -1430,6 +1431,45 @@ static void bench_scan_long(Rng &rng, int I, int N, const float *Ad, const float
     }
 }
 
+// --bench-gemm: the GEMMs of a prefill pass at Hymba-1.5B's shapes (rows:
+// one 8192-token sequence with its 128 meta rows, and a full batch-128
+// pass of 65536 rows), cuBLASLt's choice in TFLOP/s and the best of its
+// other candidates. Prefill spends about half its time here
+// (docs/PERFORMANCE.md), so this tells which shapes fall short of the
+// large-GEMM ceiling and whether a different algorithm would close it.
+static void bench_gemm_prefill(Rng &rng) {
+    const hk_dtype d = HK_BF16;
+    hk_gemm *g = nullptr;
+    if (hk_gemm_create(&g, 0)) {
+        printf("gemm: cuBLASLt could not be set up\n");
+        return;
+    }
+    printf("\nprefill GEMMs, BF16 (median of 10)\n");
+    struct Shape { int in, out; const char *what; };
+    for (int rows : {8320, 65536})
+        for (const Shape &sh : {Shape{1600, 8960, "in_proj"}, Shape{3200, 132, "x_proj"}, Shape{100, 3200, "dt_proj"},
+                                Shape{3200, 1600, "out_proj"}, Shape{1600, 11008, "mlp in"},
+                                Shape{5504, 1600, "mlp down"}}) {
+            auto dev_rand = [&](size_t n) { Vec v = rand_vec(rng, n, -1, 1); return upload(d, v); };
+            void *w = dev_rand((size_t)sh.in * sh.out), *x = dev_rand((size_t)rows * sh.in);
+            void *y = dmalloc((size_t)rows * sh.out * 2);
+            const double ms = median_ms([&] {
+                LAUNCH(hk_gemm_run(g, d, y, sh.out, x, sh.in, w, sh.in, nullptr, rows, sh.in, sh.out, g_stream));
+            });
+            const double flop = 2.0 * rows * sh.in * sh.out;
+            float t[16];
+            const int n = hk_gemm_time_algos(g, d, y, sh.out, x, sh.in, w, sh.in, rows, sh.in, sh.out, t, 16, g_stream);
+            int best = 0;
+            for (int k = 1; k < n; k++)
+                if (t[k] > 0 && (t[best] <= 0 || t[k] < t[best])) best = k;
+            printf("%-13s %-46s %9.3f  %.0f TFLOP/s; best of %d candidates #%d: %.3f ms, %.0f TFLOP/s\n", "gemm",
+                   fmt("%s rows=%d in=%d out=%d", sh.what, rows, sh.in, sh.out).c_str(), ms, flop / (ms * 1e-3) / 1e12,
+                   n, best, n > 0 ? t[best] : -1.0, n > 0 ? flop / (t[best] * 1e-3) / 1e12 : 0.0);
+            free_all();
+        }
+    hk_gemm_destroy(g);
+}
+
 // --bench-scan: bench_scan_long alone, Hymba-1.5B's SSM shapes.
 static void bench_scan_only(Rng &rng) {
     const int I = 3200, N = 16;
@@ -1653,16 +1693,18 @@ static void bench(Rng &rng) {
 // ------------------------------------------------------------------ main
 
 int main(int argc, char **argv) {
-    bool do_bench = false, only_bench = false, only_scan = false, only_attn = false, only_profile = false;
+    bool do_bench = false, only_bench = false, only_scan = false, only_attn = false, only_profile = false,
+         only_gemm = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--small") == 0) g_small = true;
         else if (strcmp(argv[i], "--bench-scan") == 0) only_scan = true;
+        else if (strcmp(argv[i], "--bench-gemm") == 0) only_gemm = true;
         else if (strcmp(argv[i], "--attn") == 0) only_attn = true;
         else if (strcmp(argv[i], "--attn-profile") == 0) only_profile = true;
         else if (strcmp(argv[i], "--bench") == 0) do_bench = true;
         else if (strcmp(argv[i], "--bench-only") == 0) do_bench = only_bench = true;
         else {
-            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan | --attn | --attn-profile]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--small] [--bench | --bench-only | --bench-scan | --bench-gemm | --attn | --attn-profile]\n", argv[0]);
             return 2;
         }
     }
@@ -1682,6 +1724,13 @@ int main(int argc, char **argv) {
         test_scan(rng);
         printf("%d checks, %d failed\n", g_checks, g_failures);
         bench_scan_only(rng);
+        CK(cudaStreamDestroy(g_stream));
+        return g_failures ? 1 : 0;
+    }
+    if (only_gemm) {  // the GEMM's checks, then the prefill shapes' timings
+        test_gemm(rng);
+        printf("%d checks, %d failed\n", g_checks, g_failures);
+        bench_gemm_prefill(rng);
         CK(cudaStreamDestroy(g_stream));
         return g_failures ? 1 : 0;
     }
