@@ -6,7 +6,7 @@
 //
 // Both kernels stream key/value tiles through shared memory with cp.async
 // into two stages, so the copy of tile i+1 overlaps the math of tile i.
-// Scores go to base 2 (scale * log2 e folded in, ex2): the softmax is the
+// Scores go to base 2 (scale * log2 e folded in, ex2_ftz): the softmax is the
 // same function, and ex2 is one instruction. The probabilities are fed back
 // to the P V product as BF16 A fragments (the one extra rounding compared
 // with the SIMT kernel, which multiplies FP32 probabilities: a relative 2^-9
@@ -150,16 +150,6 @@ template <int DK, int DV> struct PrefillRows {
 // reference moves (softmax_scores_as).
 constexpr float kMaxLag = 8.0f;
 
-// 2^x in one MUFU instruction. exp2f adds a range test and two predicated
-// multiplies around it (for results below 2^-126, which ftz flushes to 0
-// here: a probability that small is 0 after the BF16 rounding anyway).
-// ex2.approx's relative error is ~2^-22; 2^-inf = +0.
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
 // The online-softmax step of one warp's 16 rows over a tile of NT*8 keys,
 // on scores in the mma accumulator layout (sc[j]: key columns 8j + 2(lane%4)
 // + {0,1}; elements 0,1 of row g = lane/4, 2,3 of row g + 8; wgmma's
@@ -170,7 +160,7 @@ __device__ __forceinline__ float ex2(float x) {
 // applies it; a pipelined caller applies it once the product still reading
 // o is done). The maxima are taken on the raw scores and scaled once
 // (scale2 > 0 keeps the order); each probability is then one FFMA and one
-// ex2: 2^(s scale2 - m).
+// ex2_ftz: 2^(s scale2 - m).
 template <int NT, bool FULL, typename Vis>
 __device__ __forceinline__ void softmax_scores_as(float (&sc)[NT][4], float scale2, Vis vis, float (&m)[2],
                                                   float (&l)[2], float (&alpha)[2]) {
@@ -206,7 +196,7 @@ __device__ __forceinline__ void softmax_scores_as(float (&sc)[NT][4], float scal
         // 2^kMaxLag, far inside FP32 and BF16 range.
         const float mt = mx[h] * scale2;
         const float mn = m[h] != -INFINITY && mt <= m[h] + kMaxLag ? m[h] : fmaxf(m[h], mt);
-        alpha[h] = m[h] == -INFINITY ? 0.0f : ex2(m[h] - mn);  // -inf - -inf guarded
+        alpha[h] = m[h] == -INFINITY ? 0.0f : ex2_ftz(m[h] - mn);  // -inf - -inf guarded
         m[h] = mn;
     }
     // a row with nothing visible yet keeps m = -inf: subtract 0 there (2^-inf = 0)
@@ -214,7 +204,7 @@ __device__ __forceinline__ void softmax_scores_as(float (&sc)[NT][4], float scal
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) sc[j][e] = ex2(fmaf(sc[j][e], scale2, -mref[e >> 1]));
+        for (int e = 0; e < 4; e++) sc[j][e] = ex2_ftz(fmaf(sc[j][e], scale2, -mref[e >> 1]));
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         float part[NT];
@@ -235,9 +225,8 @@ __device__ __forceinline__ void softmax_scores(float (&sc)[NT][4], float scale2,
     if (full) softmax_scores_as<NT, true>(sc, scale2, vis, m, l, alpha);
     else softmax_scores_as<NT, false>(sc, scale2, vis, m, l, alpha);
 }
-// o's rows g and g + 8 times alpha[0] and alpha[1].
-// A warp whose rows all kept their reference max skips it (the usual case
-// past the first tiles).
+// o's rows g and g + 8 times alpha[0] and alpha[1]. A warp whose rows all
+// kept their reference max skips it (the usual case past the first tiles).
 template <int OT> __device__ __forceinline__ void rescale(float (&o)[OT][4], const float (&alpha)[2]) {
     if (!__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) return;
 #pragma unroll

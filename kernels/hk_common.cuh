@@ -68,6 +68,17 @@ template <typename T> __device__ __forceinline__ float act(float v) {
     return IsBf16<T>::value ? round_bf16_dev(v) : v;
 }
 
+// 2^x in one MUFU instruction (ex2.approx, relative error ~2^-22; 2^-inf =
+// +0). exp2f adds a range test and two predicated multiplies around it for
+// results below 2^-126, which ftz flushes to 0 here instead: where this is
+// used (scan decay factors, softmax probabilities) such a value is 0 for
+// every purpose of the result.
+__device__ __forceinline__ float ex2_ftz(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+
 // Same formulas as engine/ops_cpu.h (accurate expf/log1pf: no fast-math here).
 __device__ __forceinline__ float silu_dev(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }

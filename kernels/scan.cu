@@ -68,13 +68,6 @@ struct ScanArgs {
     int slots;           // per sequence: max chunks - 1 (the last chunk keeps nothing)
 };
 
-// 2^x on MUFU.EX2 alone (why ftz and not exp2f: see the top of the file).
-__device__ __forceinline__ float ex2_ftz(float x) {
-    float r;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-    return r;
-}
-
 // SiLU(v) = v / (1 + e^-v) as silu_dev, the division by MUFU.RCP and a
 // multiply (2 ulp) instead of the IEEE sequence: once per (row, channel).
 // A denominator above 2^126 gives 0 where the exact quotient is < 1e-36.
