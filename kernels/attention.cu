@@ -158,10 +158,6 @@ __device__ __forceinline__ void load_kv(float *Ks, float *Vs, bool vec, RowOf ro
     }
 }
 
-__device__ __forceinline__ bool aligned16(const void *p, size_t ld_bytes) {
-    return (((uintptr_t)p | ld_bytes) & 15) == 0;
-}
-
 // grid (query tiles, nh, B). Block: 32 queries of one head of one sequence.
 // Row j of sequence b has position P0 + j, P0 = pos0[b] (0 without pos0).
 // Keys run over absolute positions: those before P0 are read from the

@@ -328,8 +328,6 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a)
     }
 }
 
-bool aligned16(const void *p, size_t ld_bytes) { return (((uintptr_t)p | ld_bytes) & 15) == 0; }
-
 // The GEMV cut-over: hk_gemm_run streams the weights itself up to this many rows.
 int gemv_use_rows() {
     static const int use_rows = [] {

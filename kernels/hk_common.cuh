@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels.h"
 
@@ -77,6 +78,12 @@ __device__ __forceinline__ float ex2_ftz(float x) {
     float r;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
     return r;
+}
+
+// A pointer and a row pitch (bytes) that keep every row 16-byte aligned:
+// the condition of the kernels' 16-byte loads.
+__host__ __device__ __forceinline__ bool aligned16(const void *p, size_t ld_bytes) {
+    return (((uintptr_t)p | ld_bytes) & 15) == 0;
 }
 
 // Same formulas as engine/ops_cpu.h (accurate expf/log1pf: no fast-math here).
